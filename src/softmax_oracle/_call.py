@@ -1,0 +1,176 @@
+"""Calling the implementation under test safely, and the environment a claim's check runs in.
+
+Every call goes through ``Env.call``: inputs are copied first and compared afterwards (mutation),
+the call runs under a per-call deadline (hangs), exceptions become refutations that name the
+target's own frame, and outputs are converted to numpy at the boundary and checked for shape.
+Comparisons then happen in the kit's own code, never in the library being judged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._compare import Refuted
+from ._dtypes import DType
+from ._reference import RowRef, row_refs
+from .targets import PROTOCOL, Target
+from .tolerance import Model
+
+__all__ = ["Env", "TargetTimeout"]
+
+
+class TargetTimeout(Exception):
+    """The target did not return within the per-call deadline."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise TargetTimeout in the main thread after ``seconds`` (SIGALRM); no-op elsewhere."""
+    if (seconds <= 0 or not hasattr(signal, "setitimer")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise TargetTimeout()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame of the target's code (the last one outside this module)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    if not frames:
+        return ""
+    fr = frames[-1]
+    return f" (at {fr.filename}:{fr.lineno}, in {fr.name})"
+
+
+def _arg_names(fname: str) -> list[str]:
+    sig = PROTOCOL[fname]
+    inner = sig[sig.index("(") + 1: sig.index(")")]
+    return [a.strip() for a in inner.split(",") if "=" not in a]
+
+
+@dataclass
+class Env:
+    """What a claim's check may use: the target's functions (safely), the dtype, the tolerance
+    models, and cached references."""
+
+    target: Target | None
+    dtype: DType
+    stable: Model
+    accurate: Model
+    timeout: float = 30.0
+    max_ulps: float = 0.0  # largest error in ulps seen in the current example (for reports)
+    _row_cache: dict[tuple[Any, ...], list[RowRef]] = field(default_factory=dict)
+
+    @property
+    def prec(self) -> int:
+        return self.dtype.prec
+
+    def rows(self, z: np.ndarray, axis: int) -> list[RowRef]:
+        """References for every row of z along axis (cached for the current example)."""
+        key = (id(z), z.shape, axis, z.tobytes())
+        if key not in self._row_cache:
+            self._row_cache.clear()
+            self._row_cache[key] = row_refs(z, axis, self.prec)
+        return self._row_cache[key]
+
+    def call_raw(self, fname: str, *args: np.ndarray, **kwargs: Any) -> Any:
+        """Call a protocol function with mutation, deadline and exception checks; raw output."""
+        assert self.target is not None
+        fn = self.target.functions[fname]
+        saved = [np.array(a, copy=True) for a in args]
+        try:
+            with _deadline(self.timeout):
+                out = fn(*args, **kwargs)
+        except TargetTimeout:
+            raise Refuted(f"{fname} did not return within {self.timeout:g} s (hang?)") from None
+        except Refuted:
+            raise
+        except Exception as e:
+            raise Refuted(f"{fname} raised {type(e).__name__}: {e}{_where(e)}") from None
+        for name, before, after in zip(_arg_names(fname), saved, args):
+            if not _same(before, after):
+                changed = int(np.sum(~_equal_mask(before, after)))
+                raise Refuted(f"{fname} mutated its input {name}: {changed} of {before.size} "
+                              f"elements changed (inputs must be left as they were)")
+        return out
+
+    def call(self, fname: str, *args: np.ndarray, axis: int | None = None) -> Any:
+        """Call and convert: an ndarray of float64 (exact widening), shape checked; for
+        dense_grads a tuple of three."""
+        kwargs = {} if axis is None else {"axis": axis}
+        out = self.call_raw(fname, *args, **kwargs)
+        if fname == "dense_grads":
+            if not isinstance(out, (tuple, list)) or len(out) != 3:
+                raise Refuted(f"dense_grads returned {type(out).__name__}, expected a tuple "
+                              f"(dW, db, dx)")
+            W, b, x = args[0], args[1], args[2]
+            return tuple(_as_float(f"dense_grads()[{i}] ({nm})", o, shape)
+                         for i, (nm, o, shape) in enumerate(zip(("dW", "db", "dx"), out,
+                                                                (W.shape, b.shape, x.shape))))
+        z = args[0]
+        if fname in ("logsumexp", "cross_entropy"):
+            expected = tuple(s for i, s in enumerate(z.shape) if i != axis % z.ndim)
+        else:
+            expected = z.shape
+        return _as_float(f"{fname}(axis={axis})", out, expected)
+
+
+def _as_float(what: str, out: Any, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        arr = np.asarray(_to_numpy(out))
+    except Exception as e:
+        raise Refuted(f"{what} returned {type(out).__name__}, which is not an array "
+                      f"({type(e).__name__}: {e})") from None
+    if arr.dtype.kind not in "fiu" and arr.dtype.name != "bfloat16":
+        raise Refuted(f"{what} returned an array of {arr.dtype}, not of numbers")
+    if arr.shape != tuple(shape):
+        raise Refuted(f"{what} returned shape {arr.shape}, expected {tuple(shape)}")
+    return arr.astype(np.float64)
+
+
+def _to_numpy(out: Any) -> Any:
+    """Accept framework tensors too (anything with .numpy() / __array__)."""
+    if hasattr(out, "detach"):
+        out = out.detach()
+    if hasattr(out, "cpu"):
+        out = out.cpu()
+    if hasattr(out, "numpy") and not isinstance(out, np.ndarray):
+        with contextlib.suppress(Exception):
+            return out.numpy()
+    return out
+
+
+def _equal_mask(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a64 = np.asarray(a).astype(np.float64)
+    b64 = np.asarray(b).astype(np.float64)
+    return (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
+
+
+def _same(a: np.ndarray, b: Any) -> bool:
+    b = np.asarray(b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    return bool(np.all(_equal_mask(a, b)))
+
+
+def finite_or_masked(z: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(z) | (z == -math.inf)))

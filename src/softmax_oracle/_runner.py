@@ -1,0 +1,257 @@
+"""Running claims with Hypothesis: search, steer toward the worst error, shrink, record."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.metadata
+import math
+import platform
+import random
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, Verbosity, given, settings
+from hypothesis import seed as hseed
+from hypothesis import target as htarget
+from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.errors import HypothesisException
+
+from ._call import Env
+
+try:
+    _GROUP: type[BaseException] = BaseExceptionGroup
+except NameError:  # Python 3.10
+    from exceptiongroup import BaseExceptionGroup as _GROUP
+from ._compare import Refuted
+from ._dtypes import DType, get_dtype
+from .claims import Claim, Inputs, select
+from .results import CheckReport, ClaimResult, Counterexample
+from .targets import Target, load_target
+from .tolerance import Model
+
+__all__ = ["PROFILES", "Profile", "run_check", "run_claim"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How hard to search. ``ci`` is deterministic (fixed seed, no example database)."""
+
+    name: str
+    max_examples: int
+    max_size: int
+    dense_size: int
+    database: bool = True
+    fixed_seed: bool = False
+    description: str = ""
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile("quick", 25, 16, 4, description="a smoke test: seconds"),
+    "default": Profile("default", 60, 48, 6, description="the everyday run"),
+    "ci": Profile("ci", 60, 48, 6, database=False, fixed_seed=True,
+                  description="deterministic: fixed seed, no example database"),
+    "thorough": Profile("thorough", 400, 512, 16, description="long rows and many examples"),
+}
+
+DATABASE_DIR = ".hypothesis/softmax-oracle"
+
+
+class _KitError(Exception):
+    """An exception in the kit's own code while checking (reported as verdict 'error')."""
+
+
+@dataclass
+class _Search:
+    """What one claim's search saw."""
+
+    calls: int = 0
+    worst_ratio: float = 0.0
+    worst: Counterexample | None = None
+    last_failure: Counterexample | None = None
+    max_ulps: float = 0.0
+    internal: str = ""
+
+
+def probe_flush(target: Target, dtype: DType) -> bool:
+    """Does the backend flush subnormal results to zero? exp(ln r_min - 1) is subnormal."""
+    x = np.asarray([math.log(dtype.rmin) - 1.0]).astype(dtype.np)
+    with contextlib.suppress(Exception), np.errstate(all="ignore"):
+        if target.exp is not None:
+            return bool(np.asarray(target.exp(x), dtype=np.float64).reshape(-1)[0] == 0)
+        if target.has("softmax"):
+            z = np.asarray([0.0, float(x[0])]).astype(dtype.np)
+            out = np.asarray(target.functions["softmax"](z, axis=-1), dtype=np.float64)
+            return bool(out.reshape(-1)[1] == 0)
+    return False
+
+
+def make_env(target: Target | None, dtype: DType, *, timeout: float = 30.0) -> tuple[Env, bool]:
+    flushes = probe_flush(target, dtype) if target is not None else False
+    compute = None
+    if target is not None and dtype.name in target.compute_dtype:
+        compute = get_dtype(target.compute_dtype[dtype.name])
+    stable = Model.for_target(dtype, "stable", flushes=flushes, compute=compute)
+    accurate = Model.for_target(dtype, "accurate", flushes=flushes, compute=compute)
+    return Env(target, dtype, stable, accurate, timeout=timeout), flushes
+
+
+def reproduce_command(target: str, claim: Claim, dtype: DType, level: str, profile: str,
+                      seed: int) -> str:
+    lvl = f" --level {level}" if level != "stable" else ""
+    prof = f" --profile {profile}" if profile != "default" else ""
+    return (f"softmax-oracle check {target} --claim {claim.id} --dtype {dtype.name}{lvl}{prof} "
+            f"--seed {seed}")
+
+
+def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: Profile,
+              seed: int, max_examples: int | None = None) -> ClaimResult:
+    """Search for a counterexample to one claim on one target and dtype."""
+    dtype = env.dtype
+    n_examples = max(5, round((max_examples or profile.max_examples) * claim.examples))
+    inputs = Inputs(max_size=profile.max_size, dense_size=profile.dense_size)
+    start = time.perf_counter()
+    base = dict(claim_id=claim.id, target=target_name, dtype=dtype.name, level=level,
+                expected=claim.expect, seed=seed)
+    try:
+        strategy = claim.strategy(dtype, inputs)
+    except Exception as e:  # a strategy that cannot be built is the kit's bug
+        return ClaimResult(**base, verdict="error",
+                           reason=f"building the inputs failed: {type(e).__name__}: {e}")
+    state = _Search()
+
+    def test(ex: dict[str, Any]) -> None:
+        state.calls += 1
+        snapshot = {k: (v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v))
+                    for k, v in ex.items()}
+        env.max_ulps = 0.0
+        try:
+            with np.errstate(all="ignore"):
+                ratio = claim.check(env, ex)
+        except Refuted as r:
+            ratio = r.ratio if not math.isnan(r.ratio) else math.inf
+            cex = Counterexample.from_example(snapshot, r.problem, ratio)
+            state.last_failure = cex
+            if state.worst is None or not state.worst.problem or ratio >= state.worst_ratio:
+                state.worst_ratio, state.worst = max(ratio, state.worst_ratio), cex
+            htarget(min(ratio, 1e300), label="error/budget")
+            raise
+        except Exception as e:
+            state.internal = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            raise _KitError(f"{type(e).__name__}: {e}") from e
+        state.max_ulps = max(state.max_ulps, env.max_ulps)
+        if ratio > state.worst_ratio or state.worst is None:
+            state.worst_ratio = ratio
+            state.worst = Counterexample.from_example(snapshot, "", ratio)
+        htarget(min(float(ratio), 1e300), label="error/budget")
+
+    db = (DirectoryBasedExampleDatabase(DATABASE_DIR) if profile.database else None)
+    wrapped = given(strategy)(test)
+    wrapped = settings(max_examples=n_examples, deadline=None, database=db,
+                       suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
+                       report_multiple_bugs=False, print_blob=False)(wrapped)
+    wrapped = hseed(seed)(wrapped)
+    key = f"softmax-oracle|{claim.id}|{target_name}|{dtype.name}|{level}|{profile.name}"
+    wrapped._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]
+
+    verdict, reason = "verified", ""
+    try:
+        wrapped()
+    except Refuted:
+        verdict = "refuted"
+    except _KitError as e:
+        verdict, reason = "error", f"internal error in softmax-oracle: {e}\n{state.internal}"
+    except (HypothesisException, _GROUP) as e:  # e.g. Flaky: failed, then passed
+        if state.last_failure is not None:
+            verdict = "refuted"
+            reason = (f"the failure did not reproduce on replay ({type(e).__name__}): the "
+                      f"target may be nondeterministic")
+        else:
+            verdict, reason = "error", f"{type(e).__name__}: {e}"
+    except Exception as e:  # generating the inputs failed: the kit's bug, reported, not raised
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        verdict, reason = "error", f"internal error in softmax-oracle: {type(e).__name__}: {e}\n{tb}"
+    shrunk = state.last_failure if verdict == "refuted" else None
+    return ClaimResult(
+        **base, verdict=verdict, examples=state.calls, seconds=time.perf_counter() - start,
+        reason=reason, max_ratio=state.worst_ratio, max_ulps=state.max_ulps, shrunk=shrunk,
+        worst=state.worst,
+        reproduce=reproduce_command(target_name, claim, dtype, level, profile.name, seed)
+        if verdict == "refuted" else "")
+
+
+def versions(target: Target | None = None) -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("softmax-oracle", "numpy", "mpmath", "hypothesis", "gmpy2"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[pkg] = importlib.metadata.version(pkg)
+    if target is not None and target.version:
+        out[f"target:{target.name}"] = target.version
+    return out
+
+
+def applicable(claim: Claim, target: Target) -> str:
+    """Empty if the claim applies to the target, else the reason it does not."""
+    if claim.kind == "mathematics":
+        return "" if target.is_reference else "a statement about the mathematics, not the target"
+    missing = [f for f in claim.needs if not target.has(f)]
+    if missing:
+        return f"the target has no {', '.join(missing)}"
+    return ""
+
+
+def run_check(target: str | Any, *, dtypes: Sequence[str | DType] = ("float64",),
+              level: str = "stable", claims: str | None = None, profile: str = "default",
+              seed: int | None = None, max_examples: int | None = None, timeout: float = 30.0,
+              include_math: bool | None = None,
+              on_result: Callable[[ClaimResult, int, int], None] | None = None) -> CheckReport:
+    """Run the selected claims against a target for each dtype. See ``softmax_oracle.check``."""
+    if level not in ("stable", "accurate"):
+        raise ValueError(f"level={level!r}: use 'stable' or 'accurate'")
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r}: use one of {', '.join(PROFILES)}")
+    prof = PROFILES[profile]
+    tgt = load_target(target)
+    target_name = target if isinstance(target, str) else tgt.name
+    if seed is None:
+        seed = 0 if prof.fixed_seed else random.SystemRandom().randrange(2**31)
+    dts = [get_dtype(d) for d in dtypes]
+    with_math = tgt.is_reference if include_math is None else include_math
+    kinds: Iterable[str] = ("numerical", "contract") + (("mathematics",) if with_math else ())
+    chosen = select(claims, level=level, kinds=tuple(kinds))
+    if claims and not chosen:
+        raise ValueError(f"--claim {claims!r} matches no claim at level {level!r}; "
+                         f"see `softmax-oracle claims`")
+    start = time.perf_counter()
+    results: list[ClaimResult] = []
+    notes: list[str] = []
+    total = len(chosen) * len(dts)
+    for dt in dts:
+        env = None
+        if tgt.supports(dt.name):
+            env, flushes = make_env(tgt, dt, timeout=timeout)
+            if flushes:
+                notes.append(f"{tgt.name} flushes subnormals to zero in {dt.name}: the absolute "
+                             f"floor is the smallest normal number, {dt.rmin:.3g}")
+        for claim in chosen:
+            reason = applicable(claim, tgt)
+            if not reason and env is None:
+                reason = f"the target does not support {dt.name}"
+            if reason:
+                res = ClaimResult(claim.id, target_name, dt.name, level, "not_applicable",
+                                  claim.expect, seed=seed, reason=reason)
+            else:
+                assert env is not None
+                res = run_claim(claim, env, target_name=target_name, level=level, profile=prof,
+                                seed=seed, max_examples=max_examples)
+            results.append(res)
+            if on_result is not None:
+                on_result(res, len(results), total)
+    return CheckReport(target=target_name, target_version=tgt.version, level=level,
+                       profile=profile, seed=seed, dtypes=tuple(d.name for d in dts),
+                       results=tuple(results), seconds=time.perf_counter() - start,
+                       versions=versions(tgt), notes=tuple(notes))

@@ -1,0 +1,264 @@
+"""The command line: ``softmax-oracle check | claims | targets``.
+
+Exit codes: 0 every applicable claim holds (as specified), 1 a claim is refuted, 2 a usage error
+or a target that cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import TextIO
+
+from ._dtypes import DTypeError, parse_dtypes
+from .claims import CLAIMS, select
+from .results import CheckReport, ClaimResult
+from .targets import BUILTIN, TargetError
+
+__all__ = ["format_refutation", "main"]
+
+_TARGET_HELP = ("a built-in target (" + ", ".join(BUILTIN) + "), a module "
+                "(package.module or package.module:attribute) or a file (path/to/impl.py)")
+
+
+def _indent(text: str, prefix: str) -> str:
+    lines = text.splitlines() or [""]
+    return lines[0] + "".join("\n" + prefix + ln for ln in lines[1:])
+
+
+def _inputs(inputs: dict[str, str], width: int = 400) -> str:
+    parts = []
+    for k, v in inputs.items():
+        if len(v) > width:
+            v = v[: width - 20] + " ... (truncated)"
+        parts.append(f"{k} = {v}")
+    return _indent("\n".join(parts), " " * 19)
+
+
+def format_refutation(r: ClaimResult) -> str:
+    """The readable account of one refuted claim (or one that went against expectation)."""
+    from .claims import get_claim
+
+    claim = get_claim(r.claim_id)
+    head = "Claim refuted" if r.verdict == "refuted" else f"Claim {r.verdict}"
+    if r.expected == "refuted" and r.verdict == "verified":
+        head = "Claim expected to be refuted, but no counterexample found"
+    lines = [f"{head}: {r.claim_id}   [{r.target}, {r.dtype}, level {r.level}]",
+             f"  Statement: {claim.statement}"]
+    if claim.preconditions:
+        lines.append(f"  Preconditions: {'; '.join(claim.preconditions)}")
+    if claim.correct:
+        lines.append(f"  Correct:   {claim.correct}")
+    if r.shrunk is not None:
+        lines.append(f"  Problem:   {_indent(r.shrunk.problem, '             ')}")
+        lines.append(f"  Input (shrunk):  {_inputs(r.shrunk.inputs)}")
+    if r.worst is not None and r.worst.problem and r.shrunk is not None \
+            and r.worst.inputs != r.shrunk.inputs:
+        lines.append(f"  Worst seen ({r.worst.ratio:.3g}x the budget): {_inputs(r.worst.inputs)}")
+        lines.append(f"    {_indent(r.worst.problem, '    ')}")
+    if r.reason:
+        lines.append(f"  Note:      {_indent(r.reason.strip(), '             ')}")
+    if r.reproduce:
+        lines.append(f"  Reproduce: {r.reproduce}")
+    return "\n".join(lines)
+
+
+class _Progress:
+    """A one-line progress display on a terminal; silent otherwise (CI, pipes)."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream, self.enabled = stream, enabled
+        self.start = time.perf_counter()
+        self.refuted = 0
+
+    def __call__(self, r: ClaimResult, done: int, total: int) -> None:
+        if r.verdict == "refuted":
+            self.refuted += 1
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.start
+        left = elapsed / done * (total - done) if done else 0
+        msg = (f"\r[{done}/{total}] {r.dtype} {r.claim_id:<42.42} refuted so far: "
+               f"{self.refuted}  ~{left:.0f} s left ")
+        self.stream.write(msg)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()
+
+
+def _summary(report: CheckReport, out: TextIO, verbose: bool) -> None:
+    v = report.versions
+    out.write(f"softmax-oracle {v.get('softmax-oracle', '')}: target {report.target}"
+              f"{' ' + report.target_version if report.target_version else ''}, level "
+              f"{report.level}, profile {report.profile}, seed {report.seed}\n")
+    for note in report.notes:
+        out.write(f"  note: {note}\n")
+    for dt in report.dtypes:
+        rs = [r for r in report.results if r.dtype == dt]
+        c = Counter(r.verdict for r in rs)
+        examples = sum(r.examples for r in rs)
+        parts = [f"{c['verified']} verified", f"{c['refuted']} refuted"]
+        if c["not_applicable"]:
+            parts.append(f"{c['not_applicable']} not applicable")
+        if c["error"]:
+            parts.append(f"{c['error']} errors")
+        worst = max((r for r in rs if r.verdict == "verified"), key=lambda r: r.max_ratio,
+                    default=None)
+        head = f" (worst error/budget among verified: {worst.max_ratio:.2g}, {worst.claim_id})" \
+            if worst is not None and worst.max_ratio > 0 else ""
+        out.write(f"{dt}: {', '.join(parts)}; {examples} examples{head}\n")
+        if verbose:
+            for r in rs:
+                out.write(f"    {r.verdict:<15} {r.claim_id:<45} {r.examples:>4} ex  "
+                          f"{r.max_ratio:9.3g}  {r.seconds:6.2f} s\n")
+    bad = [r for r in report.results if not r.as_expected]
+    for r in bad:
+        out.write("\n" + format_refutation(r) + "\n")
+    expected_refuted = [r for r in report.results
+                        if r.expected == "refuted" and r.verdict == "refuted"]
+    if expected_refuted:
+        out.write(f"\n{len(expected_refuted)} seed statement(s) refuted, as the audit expects: "
+                  + ", ".join(sorted({r.claim_id for r in expected_refuted})) + "\n")
+    verdict = "all applicable claims hold" if report.ok else (
+        f"{len(bad)} claim result(s) refuted or in error")
+    out.write(f"\n{verdict} ({report.seconds:.1f} s)\n")
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from ._runner import run_check
+
+    try:
+        dtypes = parse_dtypes(args.dtype)
+    except DTypeError as e:
+        print(f"softmax-oracle: error: --dtype: {e}", file=sys.stderr)
+        return 2
+    progress = _Progress(sys.stderr, sys.stderr.isatty() and not os.environ.get("CI")
+                         and not args.quiet)
+    try:
+        report = run_check(args.target, dtypes=dtypes, level=args.level, claims=args.claim,
+                           profile=args.profile, seed=args.seed, max_examples=args.max_examples,
+                           timeout=args.timeout, on_result=progress)
+    except TargetError as e:
+        progress.close()
+        print(f"softmax-oracle: error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        progress.close()
+        print(f"softmax-oracle: error: {e}", file=sys.stderr)
+        return 2
+    progress.close()
+    _summary(report, sys.stdout, args.verbose)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            f.write(report.dumps() + "\n")
+    return 0 if report.ok else 1
+
+
+def _cmd_claims(args: argparse.Namespace) -> int:
+    kinds = ("numerical", "contract", "mathematics")
+    chosen = select(args.claim, level="accurate", kinds=kinds) if args.claim else list(CLAIMS)
+    for c in chosen:
+        tags = [c.kind]
+        if c.level != "stable":
+            tags.append(f"level {c.level}")
+        if c.expect != "holds":
+            tags.append(f"expected {c.expect}")
+        print(f"{c.id}  [{', '.join(tags)}]")
+        print(textwrap.fill(c.statement, 96, initial_indent="    ", subsequent_indent="    "))
+        if args.verbose:
+            print(f"    needs: {', '.join(c.needs) or '(the oracle only)'}; source: {c.source}")
+            if c.preconditions:
+                print(f"    preconditions: {'; '.join(c.preconditions)}")
+            print(f"    latex: {c.latex}")
+    print(f"\n{len(chosen)} claims")
+    return 0
+
+
+def _cmd_targets(args: argparse.Namespace) -> int:
+    packages = {"numpy": "numpy", "naive": "numpy", "seed": "numpy", "reference": "mpmath",
+                "scipy": "scipy", "torch": "torch", "jax": "jax", "optax": "optax"}
+    for name, (_, extra) in BUILTIN.items():
+        pkg = packages[name]
+        installed = importlib.util.find_spec(pkg) is not None
+        version = ""
+        if installed:
+            try:
+                version = importlib.metadata.version(pkg)
+            except importlib.metadata.PackageNotFoundError:
+                version = "?"
+        status = f"{pkg} {version}" if installed else (
+            f"not installed: pip install 'softmax-oracle[{extra}]'")
+        print(f"{name:<10} {status}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="softmax-oracle",
+        description="Check softmax, log-softmax, log-sum-exp, cross-entropy and backprop code "
+                    "against an mpmath oracle with Hypothesis.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    c = sub.add_parser("check", help="check a target against the specification",
+                       description="Search for counterexamples to every applicable claim. "
+                                   "Exit 0: all hold; 1: a claim is refuted; 2: usage or "
+                                   "target error.")
+    c.add_argument("target", help=_TARGET_HELP)
+    c.add_argument("--dtype", default="float64,float32",
+                   help="comma-separated dtypes (float64, float32, float16, bfloat16); "
+                        "default: %(default)s")
+    c.add_argument("--level", choices=("stable", "accurate"), default="stable",
+                   help="stable: shift-invariant budgets any max-shifted algorithm meets "
+                        "(default); accurate: also the condition-scaled claims")
+    c.add_argument("--claim", metavar="PATTERN",
+                   help="only these claims: ids or globs, comma-separated (e.g. 'softmax.*')")
+    c.add_argument("--max-examples", type=int, metavar="N",
+                   help="examples per claim (default: from the profile)")
+    c.add_argument("--seed", type=int, help="random seed (default: random, printed)")
+    c.add_argument("--profile", choices=("quick", "default", "ci", "thorough"),
+                   default="default", help="search effort; ci is deterministic "
+                   "(default: %(default)s)")
+    c.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="per-call deadline: a call running longer refutes the claim "
+                        "(default: %(default)s)")
+    c.add_argument("--json", metavar="PATH", help="also write the result records as JSON")
+    c.add_argument("-v", "--verbose", action="store_true", help="one line per claim")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    c.set_defaults(func=_cmd_check)
+
+    cl = sub.add_parser("claims", help="list the claims of the specification")
+    cl.add_argument("--claim", metavar="PATTERN", help="only these claims")
+    cl.add_argument("-v", "--verbose", action="store_true",
+                    help="with sources, preconditions and LaTeX")
+    cl.set_defaults(func=_cmd_claims)
+
+    t = sub.add_parser("targets", help="list the built-in targets and whether they are installed")
+    t.set_defaults(func=_cmd_targets)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("softmax-oracle: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Targets: the implementations under test, plugged in as values.
+
+A target is any module or object exposing some of the protocol functions (see ``PROTOCOL``). It may
+also carry a ``__softmax_oracle__`` dict describing itself:
+
+``name`` / ``version``
+    shown in results and reports;
+``dtypes``
+    the dtype names it supports (others are "not applicable");
+``compute_dtype``
+    maps a dtype name to the dtype it computes in internally, e.g. ``{"float16": "float32"}``
+    for half-precision kernels that accumulate in float32;
+``exp``
+    a callable giving the backend's own ``exp`` on a numpy array of a dtype, used to probe at run
+    time whether the backend flushes subnormals to zero.
+
+Built-in targets are named by short names (``numpy``, ``naive``, ``seed``, ``reference``, ``scipy``,
+``torch``, ``jax``, ``optax``) and imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+__all__ = ["BUILTIN", "PROTOCOL", "Target", "TargetError", "load_target"]
+
+#: The plug-in protocol: function name -> call signature (as documented).
+PROTOCOL: dict[str, str] = {
+    "softmax": "softmax(z, axis=-1)",
+    "log_softmax": "log_softmax(z, axis=-1)",
+    "logsumexp": "logsumexp(z, axis=-1)",
+    "softmax_vjp": "softmax_vjp(z, v, axis=-1)",
+    "cross_entropy": "cross_entropy(z, n, axis=-1)",
+    "cross_entropy_grad": "cross_entropy_grad(z, n, axis=-1)",
+    "dense_grads": "dense_grads(W, b, x, n)",
+}
+
+#: Number of positional array arguments each protocol function takes.
+_ARITY: dict[str, int] = {
+    "softmax": 1,
+    "log_softmax": 1,
+    "logsumexp": 1,
+    "softmax_vjp": 2,
+    "cross_entropy": 2,
+    "cross_entropy_grad": 2,
+    "dense_grads": 4,
+}
+
+#: Built-in target name -> (module, pip extra that provides its framework, or None).
+BUILTIN: dict[str, tuple[str, str | None]] = {
+    "reference": ("softmax_oracle.targets.builtin_reference", None),
+    "seed": ("softmax_oracle.targets.builtin_seed", None),
+    "numpy": ("softmax_oracle.targets.builtin_numpy", None),
+    "naive": ("softmax_oracle.targets.builtin_naive", None),
+    "scipy": ("softmax_oracle.targets.fw_scipy", "scipy"),
+    "torch": ("softmax_oracle.targets.fw_torch", "torch"),
+    "jax": ("softmax_oracle.targets.fw_jax", "jax"),
+    "optax": ("softmax_oracle.targets.fw_optax", "optax"),
+}
+
+#: The framework package each framework target needs (for install hints).
+_FRAMEWORK_PACKAGE = {"scipy": "scipy", "torch": "torch", "jax": "jax", "optax": "optax"}
+
+
+class TargetError(Exception):
+    """The target could not be loaded or does not follow the protocol. Exit code 2."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A loaded implementation: its protocol functions and what it declares about itself."""
+
+    name: str
+    functions: Mapping[str, Callable[..., Any]]
+    version: str = ""
+    dtypes: tuple[str, ...] | None = None  # None: every dtype the kit knows
+    compute_dtype: Mapping[str, str] = field(default_factory=dict)
+    exp: Callable[[Any], Any] | None = None
+    is_reference: bool = False
+
+    def has(self, *names: str) -> bool:
+        return all(n in self.functions for n in names)
+
+    def supports(self, dtype: str) -> bool:
+        return self.dtypes is None or dtype in self.dtypes
+
+
+def _collect(obj: Any, name: str) -> Target:
+    functions: dict[str, Callable[..., Any]] = {}
+    problems = []
+    for fname, arity in _ARITY.items():
+        fn = getattr(obj, fname, None)
+        if fn is None:
+            continue
+        if not callable(fn):
+            problems.append(f"{fname} is a {type(fn).__name__}, not a function")
+            continue
+        problem = _signature_problem(fn, fname, arity)
+        if problem:
+            problems.append(problem)
+            continue
+        functions[fname] = fn
+    if problems:
+        raise TargetError(
+            f"target {name!r} does not follow the protocol:\n  "
+            + "\n  ".join(problems)
+            + "\nexpected signatures: "
+            + "; ".join(PROTOCOL.values())
+        )
+    if not functions:
+        raise TargetError(
+            f"target {name!r} has none of the protocol functions "
+            f"({', '.join(PROTOCOL)}); nothing to check"
+        )
+    info = getattr(obj, "__softmax_oracle__", None) or {}
+    if not isinstance(info, Mapping):
+        raise TargetError(f"target {name!r}: __softmax_oracle__ must be a dict")
+    version = str(info.get("version", getattr(obj, "__version__", "")))
+    dtypes = info.get("dtypes")
+    return Target(
+        name=str(info.get("name", name)),
+        functions=functions,
+        version=version,
+        dtypes=tuple(dtypes) if dtypes is not None else None,
+        compute_dtype=dict(info.get("compute_dtype", {})),
+        exp=info.get("exp"),
+        is_reference=bool(info.get("is_reference", False)),
+    )
+
+
+def _signature_problem(fn: Callable[..., Any], fname: str, arity: int) -> str | None:
+    """Say why fn cannot be called as the protocol calls it, or None if it can."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None  # builtins and C functions: find out when called
+    args: list[Any] = [object()] * arity
+    kwargs = {} if fname == "dense_grads" else {"axis": -1}
+    try:
+        sig.bind(*args, **kwargs)
+    except TypeError as e:
+        return f"{fname}{sig} cannot be called as {PROTOCOL[fname]}: {e}"
+    return None
+
+
+def load_target(spec: str | ModuleType | Any) -> Target:
+    """Resolve a target given as a built-in name, ``package.module[:attribute]``, a file path
+    ``path/to/file.py[:attribute]``, or an object/module that exposes protocol functions."""
+    if isinstance(spec, Target):
+        return spec
+    if not isinstance(spec, str):
+        name = getattr(spec, "__name__", type(spec).__name__)
+        return _collect(spec, name)
+    if spec in BUILTIN:
+        return _load_builtin(spec)
+    return _collect(_resolve(spec), spec)
+
+
+def _load_builtin(name: str) -> Target:
+    module_name, extra = BUILTIN[name]
+    if extra is not None:
+        package = _FRAMEWORK_PACKAGE[name]
+        if importlib.util.find_spec(package) is None:
+            raise TargetError(
+                f"the {name!r} target needs {package}: pip install 'softmax-oracle[{extra}]'"
+            )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        hint = f": pip install 'softmax-oracle[{extra}]'" if extra else ""
+        raise TargetError(f"the {name!r} target could not be imported ({e}){hint}") from None
+    return _collect(module, name)
+
+
+def _resolve(spec: str) -> Any:
+    module_part, _, attr = spec.partition(":")
+    tried = []
+    module: ModuleType | None = None
+    if module_part.endswith(".py") or os.sep in module_part:
+        path = os.path.abspath(module_part)
+        tried.append(f"file {path}")
+        if not os.path.isfile(path):
+            raise TargetError(f"cannot load target {spec!r}: no such file {path}")
+        mod_name = "_softmax_oracle_user_" + os.path.splitext(os.path.basename(path))[0]
+        module_spec = importlib.util.spec_from_file_location(mod_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise TargetError(f"cannot load target {spec!r}: {path} is not a Python file")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[mod_name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as e:
+            raise TargetError(f"cannot load target {spec!r}: executing {path} raised "
+                              f"{type(e).__name__}: {e}") from None
+    else:
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        tried.append(f"module {module_part!r}")
+        try:
+            module = importlib.import_module(module_part)
+        except ModuleNotFoundError as e:
+            builtin = ", ".join(BUILTIN)
+            raise TargetError(
+                f"cannot load target {spec!r}: no module named {e.name!r} "
+                f"(tried to import {module_part!r}; built-in targets are {builtin})"
+            ) from None
+        except Exception as e:
+            raise TargetError(f"cannot load target {spec!r}: importing {module_part!r} raised "
+                              f"{type(e).__name__}: {e}") from None
+    obj: Any = module
+    if attr:
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise TargetError(
+                    f"cannot load target {spec!r}: {module_part!r} has no attribute {part!r}"
+                )
+            obj = getattr(obj, part)
+    return obj
