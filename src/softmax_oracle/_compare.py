@@ -66,7 +66,7 @@ def index_labeler(shape: tuple[int, ...], axis: int, name: str = "out") -> Calla
     if ndim == 0:
         return lambda pos: name
     ax = axis % ndim
-    moved = tuple(s for i, s in enumerate(shape) if i != ax) + (shape[ax],)
+    moved = (*(s for i, s in enumerate(shape) if i != ax), shape[ax])
 
     def label(pos: int) -> str:
         idx = list(np.unravel_index(pos, moved)) if moved else []

@@ -25,7 +25,7 @@ __all__ = ["RowRef", "context", "row_ref", "rows_of", "to_mpf"]
 MPF = Any  # mpmath.mpf of some private context
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def context(prec: int) -> mpmath.MPContext:
     """A private mpmath context at ``prec`` bits (shared per precision, never the global one)."""
     ctx = mpmath.MPContext()
@@ -86,9 +86,10 @@ class RowRef:
         return -self.ctx.fsum(nj * lj for nj, lj in zip(n, self.l) if nj != 0)
 
     def grad(self, n: Sequence[MPF]) -> list[MPF]:
-        """dC/dz = g S_n - n."""
+        """dC/dz = g S_n - n, evaluated as g_j sum_{i != j} n_i - n_j (1 - g_j) so that it stays
+        relatively accurate where g_j S_n and n_j nearly cancel (a confident correct class)."""
         s = self.ctx.fsum(n)
-        return [gj * s - nj for gj, nj in zip(self.g, n)]
+        return [gj * (s - nj) - nj * omg for gj, nj, omg in zip(self.g, n, self.one_minus_g)]
 
     def vjp(self, v: Sequence[MPF]) -> list[MPF]:
         """v^T J = g * (v - <g, v>) (J symmetric)."""

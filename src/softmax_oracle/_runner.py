@@ -21,7 +21,7 @@ from hypothesis import target as htarget
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import HypothesisException
 
-from ._call import Env
+from ._call import Env, _deadline
 
 try:
     _GROUP: type[BaseException] = BaseExceptionGroup
@@ -77,10 +77,12 @@ class _Search:
     internal: str = ""
 
 
-def probe_flush(target: Target, dtype: DType) -> bool:
-    """Does the backend flush subnormal results to zero? exp(ln r_min - 1) is subnormal."""
+def probe_flush(target: Target, dtype: DType, timeout: float = 30.0) -> bool:
+    """Does the backend flush subnormal results to zero? exp(ln r_min - 1) is subnormal.
+    Uses the target's declared ``exp`` if any, else its softmax; a probe that fails or hangs
+    counts as "does not flush" (the strict floor), and the claims then judge the target."""
     x = np.asarray([math.log(dtype.rmin) - 1.0]).astype(dtype.np)
-    with contextlib.suppress(Exception), np.errstate(all="ignore"):
+    with contextlib.suppress(Exception), np.errstate(all="ignore"), _deadline(timeout):
         if target.exp is not None:
             return bool(np.asarray(target.exp(x), dtype=np.float64).reshape(-1)[0] == 0)
         if target.has("softmax"):
@@ -91,7 +93,7 @@ def probe_flush(target: Target, dtype: DType) -> bool:
 
 
 def make_env(target: Target | None, dtype: DType, *, timeout: float = 30.0) -> tuple[Env, bool]:
-    flushes = probe_flush(target, dtype) if target is not None else False
+    flushes = probe_flush(target, dtype, timeout) if target is not None else False
     compute = None
     if target is not None and dtype.name in target.compute_dtype:
         compute = get_dtype(target.compute_dtype[dtype.name])
@@ -174,7 +176,8 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
             verdict, reason = "error", f"{type(e).__name__}: {e}"
     except Exception as e:  # generating the inputs failed: the kit's bug, reported, not raised
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        verdict, reason = "error", f"internal error in softmax-oracle: {type(e).__name__}: {e}\n{tb}"
+        verdict = "error"
+        reason = f"internal error in softmax-oracle: {type(e).__name__}: {e}\n{tb}"
     shrunk = state.last_failure if verdict == "refuted" else None
     return ClaimResult(
         **base, verdict=verdict, examples=state.calls, seconds=time.perf_counter() - start,

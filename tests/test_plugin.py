@@ -1,0 +1,29 @@
+"""The pytest plugin: claims as test items with ids like softmax.sums_to_one[float32]."""
+
+from __future__ import annotations
+
+pytest_plugins = ["pytester"]
+
+
+def test_plugin_runs_claims_as_items(pytester):
+    result = pytester.runpytest_subprocess(
+        "--softmax-oracle", "numpy", "--softmax-oracle-dtype",
+        "float32", "--softmax-oracle-claim", "softmax.sums_to_one,logsumexp.bounds", "-v")
+    result.stdout.fnmatch_lines(["*softmax.sums_to_one?float32? PASSED*",
+                                 "*logsumexp.bounds?float32? PASSED*"])
+    assert result.ret == 0
+
+
+def test_plugin_reports_a_refuted_claim(pytester):
+    result = pytester.runpytest_subprocess(
+        "--softmax-oracle", "naive", "--softmax-oracle-dtype",
+        "float64", "--softmax-oracle-claim", "softmax.finite_for_huge_logits")
+    result.stdout.fnmatch_lines(["*Claim refuted: softmax.finite_for_huge_logits*",
+                                 "*Reproduce: softmax-oracle check naive*"])
+    assert result.ret == 1
+
+
+def test_plugin_is_inert_without_the_option(pytester):
+    pytester.makepyfile("def test_x():\n    assert True\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
