@@ -179,9 +179,26 @@ def _focused(**kw: Any) -> Callable[[DType, Inputs], st.SearchStrategy[Example]]
 
 
 def _focused_targets(dt: DType, inp: Inputs) -> st.SearchStrategy[Example]:
-    return st.one_of(S.logits_and_targets(dt, max_size=inp.max_size),
-                     S.logits_and_targets(dt, max_size=inp.max_size,
+    return st.one_of(S.logits_and_targets(dt, max_size=inp.max_size, masks=False),
+                     S.logits_and_targets(dt, max_size=inp.max_size, masks=False,
                                           regimes=("lse_zero", "dominant")))
+
+
+def _zero_targets_at_masks(dt: DType, ex: Example) -> st.SearchStrategy[Example]:
+    """Probability targets on the unmasked entries of masked logits (one-hot or soft)."""
+
+    def make(args: tuple[bool, int]) -> Example:
+        one_hot, seed = args
+        rng = np.random.default_rng(seed)
+        z, axis = ex["z"], ex["axis"]
+        finite = np.isfinite(np.moveaxis(z, axis, -1).astype(np.float64))
+        w = rng.random(finite.shape) * finite
+        if one_hot:
+            w = (w == w.max(axis=-1, keepdims=True)) & finite
+        n = w / np.maximum(w.sum(axis=-1, keepdims=True), 1e-300)
+        return {**ex, "n": np.moveaxis(n, -1, axis).astype(dt.np)}
+
+    return st.tuples(st.booleans(), st.integers(0, 2**32 - 1)).map(make)
 
 
 def _targets(**kw: Any) -> Callable[[DType, Inputs], st.SearchStrategy[Example]]:
@@ -715,7 +732,7 @@ def check_grad_own_loss(env: Env, ex: Example) -> float:
 
 
 def _with_dir(dt: DType, inp: Inputs) -> st.SearchStrategy[Example]:
-    return S.logits_and_targets(dt, max_size=inp.max_size).flatmap(
+    return S.logits_and_targets(dt, max_size=inp.max_size, masks=False).flatmap(
         lambda ex: st.integers(0, 2**32 - 1).map(lambda s: {**ex, "dir_seed": s}))
 
 
@@ -1153,21 +1170,30 @@ _NUMERIC: list[Claim] = [
           "C = -sum_j n_j log softmax(z)_j matches the reference for any n >= 0 within "
           "2u((n+2) sum |n_j||l_j| + N1 (n + μ + (1+μ) ln n))",
           r"|\hat C - C| \le 2u\left((n+2)\sum_j |n_j||\ell_j| + \|n\|_1(n + \mu + (1+\mu)\ln n)"
-          r"\right)", ("cross_entropy",), "seed section 1; docs/tolerances.md", _targets(),
+          r"\right)", ("cross_entropy",), "seed section 1; docs/tolerances.md",
+          _targets(masks=False),
           lambda env, ex: check_ce_ref(env, ex), (_PROB,)),
     Claim("cross_entropy.lse_form", "C = sum(n) LSE(z) - sum_j n_j z_j (within budgets)",
           r"C = S_n\,\mathrm{LSE}(z) - \langle n, z\rangle", ("cross_entropy", "logsumexp"),
-          _SRC_STD, _targets(), check_ce_lse, (_PROB,)),
+          _SRC_STD, _targets(masks=False), check_ce_lse, (_PROB,)),
     Claim("cross_entropy.gibbs",
           "Gibbs' inequality: C >= H(n) >= 0 for probability targets "
           "(C >= H(n) + S_n log S_n for any n >= 0)",
           r"C(n, z) \ge H(n) \ge 0", ("cross_entropy",), "Gibbs' inequality",
-          _targets(normalised=True), check_ce_gibbs, ("targets sum to one",)),
+          _targets(normalised=True, masks=False), check_ce_gibbs, ("targets sum to one",)),
     Claim("cross_entropy.zero_targets_ignored",
-          "entries with n_j = 0 contribute nothing, even where a_j underflows or z_j = -inf",
+          "entries with n_j = 0 contribute nothing, even where a_j underflows",
           r"n_j = 0 \Rightarrow \text{no contribution (}0\log 0 = 0\text{)}", ("cross_entropy",),
-          _SRC_STD, _targets(kind="zero_where_underflow"),
+          _SRC_STD, _targets(kind="zero_where_underflow", masks=False),
           lambda env, ex: check_ce_ref(env, ex), (_PROB,)),
+    Claim("cross_entropy.masked_logits",
+          "entries with z_j = -inf (masks) and n_j = 0 contribute nothing: 0 log 0 = 0, not "
+          "0 * (-inf) = NaN",
+          r"z_j = -\infty,\ n_j = 0 \Rightarrow \text{no contribution}", ("cross_entropy",),
+          _SRC_STD, lambda dt, inp: _with_mask(dt, inp).flatmap(
+              lambda ex: _zero_targets_at_masks(dt, ex)),
+          lambda env, ex: check_ce_ref(env, ex), ("targets n >= 0, zero where z = -inf",),
+          level="accurate"),
     Claim("cross_entropy.finite",
           "cross-entropy is finite for finite logits wherever the exact value is representable",
           r"C \in \mathbb{F} \Rightarrow \hat C \in \mathbb{F}", ("cross_entropy",), _SRC_STD,
