@@ -79,3 +79,34 @@ def test_claims_and_targets_commands(capsys):
 def test_help():
     p = run("check", "--help")
     assert p.returncode == 0 and "--level" in p.stdout and "--profile" in p.stdout
+
+
+def test_a_found_counterexample_is_replayed_first(tmp_path, monkeypatch, capsys):
+    """With the default profile the failing example is saved in .hypothesis/ and the next run
+    starts from it."""
+    (tmp_path / "bad.py").write_text(
+        "import numpy as np\n"
+        "def softmax(z, axis=-1):\n"
+        "    e = np.exp(z)\n"
+        "    return e / np.sum(e, axis=axis, keepdims=True)\n")
+    monkeypatch.chdir(tmp_path)
+    args = ["check", "bad.py", "--dtype", "float32", "--claim", "softmax.finite_for_huge_logits",
+            "--json", "r.json"]
+    assert main([*args, "--seed", "1"]) == 1
+    first = json.loads((tmp_path / "r.json").read_text())["results"][0]
+    assert main([*args, "--seed", "2"]) == 1
+    second = json.loads((tmp_path / "r.json").read_text())["results"][0]
+    assert (tmp_path / ".hypothesis").is_dir()
+    assert second["examples"] <= first["examples"]
+    assert second["shrunk"]["inputs"] == first["shrunk"]["inputs"]
+
+
+def test_the_ci_profile_is_deterministic():
+    from softmax_oracle import check
+
+    def run():
+        report = check("naive", dtypes=["float32"], claims="softmax.*,logsumexp.*",
+                       profile="ci", seed=5)
+        return [(r.claim_id, r.verdict, r.examples, r.shrunk) for r in report.results]
+
+    assert run() == run()

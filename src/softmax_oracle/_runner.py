@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Verbosity, given, settings
-from hypothesis import seed as hseed
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import target as htarget
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import HypothesisException
@@ -152,13 +151,20 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
         htarget(min(float(ratio), 1e300), label="error/budget")
 
     db = (DirectoryBasedExampleDatabase(DATABASE_DIR) if profile.database else None)
+    # Seed the generation without @seed, which would also switch the example database off:
+    # a run is reproducible from its seed *and* replays the failures saved by earlier runs.
+    test._hypothesis_internal_use_seed = seed  # type: ignore[attr-defined]
     wrapped = given(strategy)(test)
-    wrapped = settings(max_examples=n_examples, deadline=None, database=db,
+    # Every setting that matters is explicit: a user's loaded Hypothesis profile (derandomize,
+    # a database of its own, fewer phases) must not change what the kit does.
+    wrapped = settings(max_examples=n_examples, deadline=None, database=db, derandomize=False,
+                       phases=tuple(Phase),
                        suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
                        report_multiple_bugs=False, print_blob=False)(wrapped)
-    wrapped = hseed(seed)(wrapped)
     key = f"softmax-oracle|{claim.id}|{target_name}|{dtype.name}|{level}|{profile.name}"
-    wrapped._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]
+    # The example database is keyed by the digest of the inner test function: make it unique
+    # per claim, target, dtype and level (as pytest's parametrize does).
+    test._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]
 
     verdict, reason = "verified", ""
     try:
