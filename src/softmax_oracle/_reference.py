@@ -70,8 +70,14 @@ class RowRef:
 
     @property
     def y(self) -> MPF:
-        """log-sum-exp."""
-        return self.a + self.L if not self.all_masked else self.ctx.ninf
+        """log-sum-exp, a + L added exactly (unless L is far below an ulp of a at this
+        precision, where any rounding of the sum gives a)."""
+        if self.all_masked:
+            return self.ctx.ninf
+        ctx, a, L = self.ctx, self.a, self.L
+        if a == 0 or L == 0 or ctx.mag(L) >= ctx.mag(a) - ctx.prec:
+            return ctx.fadd(a, L, exact=True) if a != 0 and L != 0 else a + L
+        return a
 
     def gap(self, j: int) -> MPF:
         xj = self.x[j]
@@ -108,7 +114,7 @@ def row_ref(row: np.ndarray, prec: int) -> RowRef:
                       [ctx.one] * len(x))
     k = max(finite, key=lambda j: x[j])
     a = x[k]
-    shifted = [None if v is None else v - a for v in x]
+    shifted = [None if v is None else ctx.fsub(v, a, exact=True) for v in x]
     L = ctx.log1p(ctx.fsum(ctx.exp(s) for j, s in enumerate(shifted) if s is not None and j != k))
     l = [ctx.ninf if s is None else s - L for s in shifted]
     g = [ctx.zero if s is None else ctx.exp(lj) for s, lj in zip(shifted, l)]
@@ -148,7 +154,9 @@ def dense_ref(W: np.ndarray, b: np.ndarray, x: np.ndarray, n: np.ndarray, prec: 
     logits, zeta, rows, delta = [], [], [], []
     for xb, nb in zip(x64, n64):
         xm = mp_vector(ctx, xb)
-        zb = [ctx.fsum(w * xj for w, xj in zip(Wm[i], xm)) + bm[i] for i in range(k)]
+        # exact products, one rounding of the sum at the working precision
+        zb = [ctx.fsum([bm[i], *(ctx.fmul(w, xj, exact=True) for w, xj in zip(Wm[i], xm))])
+              for i in range(k)]
         zeta.append([ctx.fsum(abs(w * xj) for w, xj in zip(Wm[i], xm)) + abs(bm[i])
                      for i in range(k)])
         logits.append(zb)
@@ -169,7 +177,7 @@ def _row_ref_mp(ctx: mpmath.MPContext, z: list[MPF]) -> RowRef:
     """Like row_ref, for a row that is already a list of finite mpf values."""
     k = max(range(len(z)), key=lambda j: z[j])
     a = z[k]
-    shifted = [v - a for v in z]
+    shifted = [ctx.fsub(v, a, exact=True) for v in z]
     L = ctx.log1p(ctx.fsum(ctx.exp(s) for j, s in enumerate(shifted) if j != k))
     l = [s - L for s in shifted]
     return RowRef(ctx, list(z), k, a, L, l, [ctx.exp(v) for v in l], [-ctx.expm1(v) for v in l])
