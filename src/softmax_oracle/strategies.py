@@ -537,6 +537,7 @@ def _draw_logits(
     combinations = _modifier_combinations(base, families)
     modified = bool(combinations) and draw(st.booleans())
     chosen = set(draw(st.sampled_from(combinations))) if modified else set()
+    bits = draw(st.integers(0, 64))  # see _quantize; drawn always, to keep choices aligned
     layout = _draw_layout(draw, max_size, batches)
     g = _Gen(draw, np.random.default_rng(draw(st.integers(0, 2**32 - 1))), dtype, _limits(dtype))
     g.lim = _with_bound(g.lim, bound)
@@ -561,11 +562,27 @@ def _draw_logits(
         if full_masks and draw(st.booleans()):
             z = _apply_full_mask(g, z)
             tags.append("full_mask")
+        if base in _QUANTIZABLE and "lse_zero" not in tags:
+            z = _quantize(z, bits)
 
     cast = _cast(dtype, z)
     rows = cast.astype(np.float64)
     tags.extend(_layout_tags(layout))
     return _Drawn(layout.place(cast), rows, layout, tuple(tags))
+
+
+#: Families whose defining property survives rounding the values to a few binary places.
+_QUANTIZABLE = frozenset({"normal", "wide", "ties", "offset"})
+
+
+def _quantize(z: Array, bits: int) -> Array:
+    """Round to multiples of 2**-bits (64 or more: unchanged). Generation draws ``bits``
+    uniformly, so values are mostly untouched; the shrinker drives it to 0, so a minimal
+    counterexample has integer logits ([0, 40] rather than [0.1257..., 40.8...])."""
+    if bits >= 64:
+        return z
+    small = np.isfinite(z) & (np.abs(z) < 2.0**52)
+    return np.where(small, np.ldexp(np.round(np.ldexp(z, bits)), -bits), z)
 
 
 @functools.cache
@@ -839,6 +856,7 @@ def logits_and_cotangent(
     @st.composite
     def strategy(draw: Draw) -> Example:
         family = draw(st.sampled_from(COTANGENT_FAMILIES))
+        bits = draw(st.integers(0, 64))  # see _quantize
         drawn = _draw_logits(
             draw,
             dt,
@@ -851,6 +869,8 @@ def logits_and_cotangent(
         )
         g = _Gen(draw, np.random.default_rng(draw(st.integers(0, 2**32 - 1))), dt, _limits(dt))
         v = _cotangent(g, drawn.rows.shape, family)
+        if family in ("normal", "one_hot", "constant"):
+            v = _quantize(v, bits)
         total = float(np.sum(np.abs(v)))
         if total >= dt.rmax / 16:
             v = v * (dt.rmax / 16 / total)
@@ -896,13 +916,14 @@ def dense_layers(dtype: DType | str, *, max_size: int = 16) -> st.SearchStrategy
         m = int(draw(st.integers(1, size))) if draw(st.booleans()) else k
         batch = int(draw(st.integers(1, 4)))
         b_scale = draw(st.sampled_from((1.0, 0.0)))
+        bits = draw(st.integers(0, 64))  # see _quantize
         lim = _with_bound(_limits(dt), dt.rmax / 8)
         rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
         g = _Gen(draw, rng, dt, lim)
         tags = ["dense"]
-        w = rng.normal(0.0, 1 / math.sqrt(m), (k, m))
-        b = rng.normal(0.0, 1.0, k) * b_scale
-        x = rng.normal(0.0, 1.0, (batch, m))
+        w = _quantize(rng.normal(0.0, 1 / math.sqrt(m), (k, m)), bits)
+        b = _quantize(rng.normal(0.0, 1.0, k) * b_scale, bits)
+        x = _quantize(rng.normal(0.0, 1.0, (batch, m)), bits)
         if mixed is not None:
             tags.append("mixed_scale")
             if mixed in ("rows", "both"):
