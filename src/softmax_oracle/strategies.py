@@ -38,6 +38,8 @@ __all__ = [
     "COTANGENT_FAMILIES",
     "LOGIT_FAMILIES",
     "TARGET_KINDS",
+    "VOCAB_MIN",
+    "VOCAB_SIZES",
     "dense_layers",
     "is_exact_shift",
     "logits",
@@ -477,7 +479,50 @@ def _draw_row_length(draw: Draw, max_size: int) -> int:
     return int(draw(st.integers(_LONG_ROW + 1, max_size)))
 
 
-def _draw_layout(draw: Draw, max_size: int, batches: bool) -> _Layout:
+#: Vocabulary sizes of language models (and powers of two around them): the lengths of the rows
+#: ``vocab_size`` adds. A row is tagged "vocab" from VOCAB_MIN entries on.
+VOCAB_SIZES: tuple[int, ...] = (32000, 32768, 50257, 65536, 100277, 128256, 151936, 262144)
+VOCAB_MIN = VOCAB_SIZES[0]
+
+
+def _check_vocab(vocab_size: int) -> int:
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not (
+        vocab_size == 0 or vocab_size >= VOCAB_MIN
+    ):
+        raise ValueError(
+            f"vocab_size={vocab_size!r} must be 0 (no vocabulary-sized rows) or an int of at "
+            f"least {VOCAB_MIN}, e.g. vocab_size=262144"
+        )
+    return vocab_size
+
+
+def _draw_vocab_layout(draw: Draw, vocab_size: int, batches: bool) -> _Layout:
+    """One or two rows of VOCAB_MIN..vocab_size entries along any axis."""
+    sizes = [v for v in VOCAB_SIZES if v <= vocab_size]
+    n = int(draw(st.one_of(st.sampled_from(sizes), st.integers(VOCAB_MIN, vocab_size))))
+    other = (int(draw(st.integers(1, 2))),) if batches and draw(st.booleans()) else ()
+    ndim = len(other) + 1
+    pos = ndim - 1 - int(draw(st.integers(0, ndim - 1)))
+    axis = pos if draw(st.booleans()) else pos - ndim
+    return _Layout(other, n, pos, axis)
+
+
+def _make_sparse(g: _Gen, z: Array) -> Array:
+    """Keep 1 to 64 entries of each row (its maximum among them) and set the rest to the row's
+    minimum: rows of one repeated value but a few, as a vocabulary-sized output often is."""
+    rows, n = z.shape
+    keep = int(g.rng.integers(1, 65))
+    out = np.repeat(np.min(z, axis=-1, keepdims=True), n, axis=-1)
+    idx = g.rng.integers(0, n, (rows, keep))
+    idx[:, 0] = np.argmax(z, axis=-1)
+    np.put_along_axis(out, idx, np.take_along_axis(z, idx, axis=-1), axis=-1)
+    return out
+
+
+def _draw_layout(draw: Draw, max_size: int, batches: bool, vocab_size: int = 0) -> _Layout:
+    # One example in 16 gets vocabulary-sized rows (the largest choice, so shrinking leaves it).
+    if vocab_size and draw(st.integers(0, 15)) == 15:
+        return _draw_vocab_layout(draw, vocab_size, batches)
     n = _draw_row_length(draw, max_size)
     ndim = int(draw(st.sampled_from((1, 2, 3)))) if batches else 1
     budget = max(4 * max_size, 64) // n  # total elements stay <= max(4 * max_size, 64)
@@ -497,6 +542,8 @@ def _layout_tags(layout: _Layout) -> tuple[str, ...]:
         tags.append("len1")
     if layout.n > _LONG_ROW:
         tags.append("long")
+    if layout.n >= VOCAB_MIN:
+        tags.append("vocab")
     if layout.other:
         tags.append("batch")
         if layout.pos != len(layout.other):
@@ -529,6 +576,7 @@ def _draw_logits(
     batches: bool,
     families: tuple[str, ...],
     bound: float,
+    vocab_size: int = 0,
 ) -> _Drawn:
     # Regime choices come first: Hypothesis mutates examples by copying spans of choices, and the
     # choices after a copied span of another length are replayed out of place (as their simplest
@@ -538,7 +586,7 @@ def _draw_logits(
     modified = bool(combinations) and draw(st.booleans())
     chosen = set(draw(st.sampled_from(combinations))) if modified else set()
     bits = draw(st.integers(0, 64))  # see _quantize; drawn always, to keep choices aligned
-    layout = _draw_layout(draw, max_size, batches)
+    layout = _draw_layout(draw, max_size, batches, vocab_size)
     g = _Gen(draw, np.random.default_rng(draw(st.integers(0, 2**32 - 1))), dtype, _limits(dtype))
     g.lim = _with_bound(g.lim, bound)
     shape = (layout.rows, layout.n)
@@ -550,6 +598,9 @@ def _draw_logits(
             if name in chosen and name != "lse_zero" and (layout.n > 1 or name == "offset"):
                 z = _MODIFY[name](g, z)
                 tags.append(name)
+        if layout.n >= VOCAB_MIN and base != "lse_zero" and draw(st.booleans()):
+            z = _make_sparse(g, z)
+            tags.append("sparse")
         if masks and draw(st.booleans()):
             masked = _apply_mask(g, z)
             if masked is not None:
@@ -624,6 +675,7 @@ def logits(
     full_masks: bool = False,
     batches: bool = True,
     regimes: Collection[str] | None = None,
+    vocab_size: int = 0,
 ) -> st.SearchStrategy[Example]:
     """Logits ``z`` with a softmax ``axis`` and the ``regime`` tags that describe them.
 
@@ -637,10 +689,17 @@ def logits(
     Tags in ``regime``: the base family first, then the modifiers applied (``dominant``, ``ties``,
     ``offset``, ``lse_zero``), then ``mask``, ``full_mask``, ``len1``, ``long`` (n > 256),
     ``batch`` (z.ndim > 1) and ``inner_axis`` (the softmax axis is not the last one).
+
+    ``vocab_size`` (0, or at least :data:`VOCAB_MIN`) adds language-model-sized rows: about one
+    example in 16 then has one row, or a batch of two, of :data:`VOCAB_MIN` to ``vocab_size``
+    entries (often a real vocabulary size, :data:`VOCAB_SIZES`), from the same families, and half
+    of those rows are ``sparse``: one repeated value but for 1 to 64 entries. Tags ``vocab``
+    and ``sparse``.
     """
     dt = get_dtype(dtype)
     size = _check_size("max_size", max_size)
     families = _check_families(regimes)
+    vocab = _check_vocab(vocab_size)
 
     @st.composite
     def strategy(draw: Draw) -> Example:
@@ -653,6 +712,7 @@ def logits(
             batches=batches,
             families=families,
             bound=_limits(dt).huge,
+            vocab_size=vocab,
         )
         return {"z": drawn.z, "axis": drawn.layout.axis, "regime": drawn.regime}
 
@@ -766,6 +826,7 @@ def logits_and_targets(
     normalised: bool | None = None,
     masks: bool = True,
     regimes: Collection[str] | None = None,
+    vocab_size: int = 0,
 ) -> st.SearchStrategy[Example]:
     """Logits with cross-entropy targets: ``dict(z, axis, n, regime)``, ``n`` shaped like ``z``.
 
@@ -774,12 +835,13 @@ def logits_and_targets(
     (logits stay within r_max / 8, which matters in float16). ``kind`` is one of
     :data:`TARGET_KINDS`; ``normalised=True`` restricts to kinds whose rows sum to one up to
     rounding, ``normalised=False`` to ``"unnormalised"``. ``regimes`` limits the logit families
-    as in :func:`logits`.
+    and ``vocab_size`` adds vocabulary-sized rows, as in :func:`logits`.
     """
     dt = get_dtype(dtype)
     size = _check_size("max_size", max_size)
     kinds = _check_kind(kind, normalised)
     families = _check_families(regimes)
+    vocab = _check_vocab(vocab_size)
 
     @st.composite
     def strategy(draw: Draw) -> Example:
@@ -793,6 +855,7 @@ def logits_and_targets(
             batches=True,
             families=families,
             bound=dt.rmax / 8,
+            vocab_size=vocab,
         )
         g = _Gen(draw, np.random.default_rng(draw(st.integers(0, 2**32 - 1))), dt, _limits(dt))
         n, tags = _targets(g, drawn.rows, chosen)
@@ -921,7 +984,8 @@ def dense_layers(dtype: DType | str, *, max_size: int = 16) -> st.SearchStrategy
         rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
         g = _Gen(draw, rng, dt, lim)
         tags = ["dense"]
-        w = _quantize(rng.normal(0.0, 1 / math.sqrt(m), (k, m)), bits)
+        w = rng.normal(0.0, 1 / math.sqrt(m), (k, m))
+        w = _quantize(w, bits) if np.any(_quantize(w, bits)) else w  # W = 0 cannot be scaled
         b = _quantize(rng.normal(0.0, 1.0, k) * b_scale, bits)
         x = _quantize(rng.normal(0.0, 1.0, (batch, m)), bits)
         if mixed is not None:
