@@ -70,7 +70,19 @@ def main() -> int:
     targets = a.targets.split(",")
     dtypes = a.dtypes.split(",")
     fns = sorted({k[0] for k in worst})
-    lines = [f"Worst |error| / budget over seeds {a.seeds}, profile `{a.profile}`, stable level "
+    from softmax_oracle._runner import versions
+
+    vers = ", ".join(f"{k} {v}" for k, v in versions().items())
+    command = "python benchmarks/headroom.py " + " ".join(sys.argv[1:])
+    header = ["# Headroom of the tolerance model on real libraries", "", "Produced by", "",
+              "```sh", command, "```", "",
+              f"with {vers}; {os.cpu_count()} cores (load average at the end "
+              f"{os.getloadavg()[0]:.1f}: other work may have shared the machine, so the wall "
+              f"time is not a benchmark). Every claim of the stable level ran on every target, "
+              f"dtype and seed; the cells give the worst |error| / budget among the claims of "
+              f"each function.", ""]
+    lines = [*header, f"Worst |error| / budget over seeds {a.seeds}, profile `{a.profile}`, "
+             f"stable level "
              f"({examples} examples, {wall:.0f} s wall on {os.cpu_count()} cores). "
              f"<= 1 means within budget; each cell names the claim that produced it.", ""]
     for dt in dtypes:
