@@ -135,6 +135,19 @@ def _styled(text: str, font: str) -> str:
     return "".join(out)
 
 
+def _attach(base: str, sub: str | None, sup: str | None, *, under: bool) -> str:
+    if sub is None and sup is None:
+        return base
+    if sub is not None and sup is not None:
+        tag = "munderover" if under else "msubsup"
+        return f"<{tag}>{base}{sub}{sup}</{tag}>"
+    if sub is not None:
+        tag = "munder" if under else "msub"
+        return f"<{tag}>{base}{sub}</{tag}>"
+    tag = "mover" if under else "msup"
+    return f"<{tag}>{base}{sup}</{tag}>"
+
+
 class _Parser:
     def __init__(self, latex: str) -> None:
         self.toks = _tokens(latex)
@@ -160,7 +173,7 @@ class _Parser:
             return tok.text
         if tok.kind != "char":
             raise MathMLError(f"expected a braced argument, got \\{tok.text}")
-        depth, parts = 1, []
+        depth, parts = 1, list[str]()
         while self.pos < len(self.toks):
             t = self.toks[self.pos]
             self.pos += 1
@@ -182,6 +195,7 @@ class _Parser:
 
     def _sequence(self, stop: str | None) -> list[str]:
         items: list[str] = []
+        bars = 0  # |x| pairs: the first bar of a pair opens, the second closes
         while True:
             tok = self._peek()
             if tok is None:
@@ -198,10 +212,21 @@ class _Parser:
                 rest = self._sequence(stop)
                 items.append('<mstyle displaystyle="false">' + "".join(rest) + "</mstyle>")
                 return items
+            if tok.kind == "char" and tok.text == "|":
+                bars += 1
+                self.pos += 1
+                form = "prefix" if bars % 2 else "postfix"
+                items.append(self._scripts(_mo("|", fence="true", stretchy="false", form=form,
+                                               lspace="0", rspace="0"), ""))
+                continue
             items.append(self._scripted())
 
     def _scripted(self) -> str:
         base, kind = self._atom()
+        return self._scripts(base, kind)
+
+    def _scripts(self, base: str, kind: str) -> str:
+        """Attach any sub- and superscripts (and primes) that follow an atom."""
         sub = sup = None
         while True:
             tok = self._peek(skip_space=True)
@@ -218,17 +243,12 @@ class _Parser:
                 if sub is not None:
                     raise MathMLError("double subscript")
                 sub = self._argument()
-        if sub is None and sup is None:
-            return base
-        under = kind == "limits"
-        if sub is not None and sup is not None:
-            tag = "munderover" if under else "msubsup"
-            return f"<{tag}>{base}{sub}{sup}</{tag}>"
-        if sub is not None:
-            tag = "munder" if under else "msub"
-            return f"<{tag}>{base}{sub}</{tag}>"
-        tag = "mover" if under else "msup"
-        return f"<{tag}>{base}{sup}</{tag}>"
+        out = _attach(base, sub, sup, under=kind == "limits")
+        if kind == "function":  # function application; a thin space unless a bracket follows
+            nxt = self._peek()
+            paren = nxt is not None and nxt.kind == "char" and nxt.text in "(["
+            out += _mo("\u2061", **({} if paren else {"rspace": "0.1667em"}))
+        return out
 
     def _argument(self) -> str:
         """A script or command argument: a braced group or a single atom."""
@@ -266,8 +286,6 @@ class _Parser:
             return _mo(ch, stretchy="false")
         if ch in ")]":
             return _mo(ch, stretchy="false")
-        if ch == "|":
-            return _mo("|", stretchy="false")
         if ch in "+=<>/,.:;!?":
             return _mo(ch)
         if ch in "&$%#~\\^_":
@@ -288,7 +306,7 @@ class _Parser:
         if name in _SPACES:
             return f'<mspace width="{_SPACES[name]}"></mspace>', ""
         if name in _FUNCTIONS:
-            return _mi(name) + _mo("\u2061"), ""
+            return _mi(name), "function"
         if name in _LIMIT_OPERATORS:
             return _mo(_LIMIT_OPERATORS[name], movablelimits="true", form="prefix"), "limits"
         if name in _BIG_OPERATORS:

@@ -58,12 +58,14 @@ class _LogAxis:
     hi: int
     x0: float
     x1: float
-    slot: float = 16.0
+    slot: float = 20.0
+    top: str = "∞"  # the label of the right-hand slot
+    clamp: bool = True  # finite values above hi: at hi (True) or in the right-hand slot
 
     def __call__(self, v: float) -> float:
         if v <= 0:
             return self.x0 - self.slot
-        if math.isinf(v) or math.isnan(v):
+        if math.isinf(v) or math.isnan(v) or (not self.clamp and v > 10.0**self.hi):
             return self.x1 + self.slot
         e = min(max(math.log10(v), self.lo), self.hi)
         return self.x0 + (e - self.lo) / (self.hi - self.lo) * (self.x1 - self.x0)
@@ -72,7 +74,7 @@ class _LogAxis:
         out = [(self(0.0), "0")]
         for e in range(self.lo, self.hi + 1, step):
             out.append((self(10.0**e), "1" if e == 0 else f"1e{e}"))
-        out.append((self(math.inf), "∞"))
+        out.append((self(math.inf), self.top))
         return out
 
 
@@ -141,7 +143,7 @@ def accuracy_plot(data: ReportData, *, width: float = 1240.0) -> str:
             bottom = top + len(rows) * row_h
             claim_note = ", ".join(cid.split(".", 1)[1] for cid in ids)
             body.append(_text(x0 + 2, y_cursor + 14, fn, size=13, weight="600"))
-            body.append(_text(x0 + 8 + 7.2 * len(fn), y_cursor + 14, f"({claim_note})",
+            body.append(_text(x0 + 12 + 8.3 * len(fn), y_cursor + 14, f"({claim_note})",
                               size=10, fill=MUTED))
             # the "over budget" zone
             body.append(f'<rect x="{ax(1.0):.1f}" y="{top:.1f}" width="'
@@ -151,9 +153,8 @@ def accuracy_plot(data: ReportData, *, width: float = 1240.0) -> str:
                 body.append(f'<line x1="{tx:.1f}" y1="{top:.1f}" x2="{tx:.1f}" '
                             f'y2="{bottom:.1f}" stroke="{GRID}" stroke-width="1"></line>')
                 body.append(_text(tx, bottom + 13, tl, size=10, anchor="middle", fill=MUTED))
-            body.append(f'<line x1="{ax(1.0):.1f}" y1="{top - 4:.1f}" x2="{ax(1.0):.1f}" '
+            body.append(f'<line x1="{ax(1.0):.1f}" y1="{top:.1f}" x2="{ax(1.0):.1f}" '
                         f'y2="{bottom + 2:.1f}" stroke="{BAD}" stroke-width="1.5"></line>')
-            body.append(_text(ax(1.0) + 3, top - 5, "budget", size=9, fill=BAD))
             body.append(_text((ax.x0 + ax.x1) / 2, bottom + 26, "error / budget", size=10,
                               anchor="middle", fill=MUTED))
             for i, (t, marks) in enumerate(rows):
@@ -180,9 +181,9 @@ def accuracy_plot(data: ReportData, *, width: float = 1240.0) -> str:
         body.append(_marker(lx + 5, 15, DTYPE_COLORS.get(dt, MUTED), "circle", 4.5, dt))
         body.append(_text(lx + 14, 19, dt, size=11))
         lx += 24 + 7 * len(dt)
-    body.append(_text(lx + 6, 19, "Shapes: circle, diamond, square = first, second, third "
-                      "claim named in the panel title. Red outline: refuted.", size=11,
-                      fill=MUTED))
+    body.append(_text(lx + 6, 19, "Red line: the budget. Shapes: circle, diamond, square = the "
+                      "first, second, third claim named in the panel title. Red outline: "
+                      "refuted.", size=11, fill=MUTED))
     return _svg(width, y_cursor, body,
                 "Worst error as a fraction of its budget, per function, target and dtype")
 
@@ -204,16 +205,17 @@ def magnitude_plot(data: ReportData, *, width: float = 1240.0, height: float = 3
             continue
         pts.append((m, r.worst.ratio, r))
     left, right, top, bottom = 70.0, width - 170.0, 16.0, height - 44.0
-    ax = _LogAxis(-2, 6, left + 24, right - 26)
+    ax = _LogAxis(-2, 8, left + 44, right - 40, slot=28.0, top=">1e8",
+                  clamp=False)
     y_lo, y_hi = -8, 2
 
     def y(v: float) -> float:
         if v <= 0:
-            return bottom - 10
+            return bottom - 8
         if math.isinf(v) or math.isnan(v):
             return top + 8
         e = min(max(math.log10(v), y_lo), y_hi)
-        return (bottom - 30) - (e - y_lo) / (y_hi - y_lo) * (bottom - 30 - (top + 30))
+        return (bottom - 34) - (e - y_lo) / (y_hi - y_lo) * (bottom - 34 - (top + 30))
 
     body = [f'<rect x="{left:.1f}" y="{top:.1f}" width="{right - left:.1f}" '
             f'height="{y(1.0) - top:.1f}" fill="#fff1f0"></rect>']

@@ -4,9 +4,9 @@ a Markdown page and a JSON file of every result record.
 The run is split into jobs, one per (target, dtype, function) with each mathematics claim a job of
 its own, and the jobs run in worker processes (``--jobs``, default: one per core). Frameworks are
 imported only in the workers; a target that cannot be loaded there is listed as skipped, with the
-reason. A job that raises, or whose worker process dies, becomes "error" rows for its claims and
-the rest of the report goes on. The results are put back in catalogue order, so the output does
-not depend on which job finished first.
+reason. A job that raises, whose worker process dies, or that runs past its time limit becomes
+"error" rows for its claims, and the rest of the report goes on. The results are put back in
+catalogue order, so the output does not depend on which job finished first.
 
 Python API::
 
@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import random
 import re
+import signal
 import sys
 import threading
 import time
@@ -48,8 +49,10 @@ __all__ = [
     "ReportData",
     "Skipped",
     "load_results",
+    "report_command",
     "run_report",
     "save_report",
+    "summary_text",
     "write_report",
 ]
 
@@ -57,8 +60,7 @@ __all__ = [
 DEFAULT_TARGETS: tuple[str, ...] = ("reference", "seed", "numpy", "naive", "scipy", "torch",
                                     "jax", "optax")
 
-#: Targets whose packages are optional: imported only in worker processes.
-_FRAMEWORKS = ("scipy", "torch", "jax", "optax")
+#: Optional packages whose versions the report records (read from metadata, not imported).
 _FRAMEWORK_PACKAGES = ("scipy", "torch", "jax", "jaxlib", "optax", "ml_dtypes")
 
 #: The accuracy table: function -> the claims that compare it with the reference.
@@ -139,7 +141,7 @@ class ReportData:
             "jobs": self.jobs,
             "command": self.command,
             "versions": dict(self.versions),
-            "targets": [t.to_json() for t in self.targets],
+            "targets": [_json_safe(t.to_json()) for t in self.targets],
             "skipped": [{"target": s.target, "reason": s.reason} for s in self.skipped],
         }
 
@@ -154,6 +156,17 @@ class ReportData:
             dtypes=tuple(d.get("dtypes") or sorted({r["dtype"] for t in d["targets"]
                                                     for r in t["results"]})),
             claims=d.get("claims"), jobs=int(d.get("jobs", 1)), command=d.get("command", ""))
+
+
+def _json_safe(x: Any) -> Any:
+    """Non-finite floats as the strings "inf", "-inf", "nan" (JSON has no infinity)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    return x
 
 
 def _num(x: float | str) -> float:
@@ -214,7 +227,7 @@ def status(r: ClaimResult) -> str:
 
 def columns(data: ReportData) -> list[tuple[str, str]]:
     """The (target, dtype) columns of the summary, in run order."""
-    out = []
+    out: list[tuple[str, str]] = []
     for t in data.targets:
         present = {r.dtype for r in t.results}
         out.extend((t.target, dt) for dt in t.dtypes if dt in present)
@@ -285,7 +298,8 @@ _LITERAL_NUMBER = re.compile(r"-?np\.inf|np\.nan|-?\d+\.?\d*(?:e[-+]?\d+)?")
 
 
 def magnitude(inputs: dict[str, str]) -> float | None:
-    """The largest |entry| of the logits (or, for dense layers, of x) in a recorded input."""
+    """The largest finite |entry| of the logits (or, for dense layers, of x) in a recorded
+    input; -inf entries are masks, not magnitudes."""
     for key in ("z", "x"):
         if key in inputs:
             text = re.sub(r"dtype=\w+", "", inputs[key])
@@ -293,7 +307,7 @@ def magnitude(inputs: dict[str, str]) -> float | None:
             for tok in _LITERAL_NUMBER.findall(text):
                 v = math.inf if tok.endswith("inf") else math.nan if tok == "np.nan" else \
                     float(tok)
-                if not math.isnan(v):
+                if math.isfinite(v):
                     vals.append(abs(v))
             return max(vals) if vals else None
     return None
@@ -378,7 +392,7 @@ def _run_job(job: _Job) -> _Outcome:
     """In a worker process: run one job, telling the parent about each claim done."""
     queue = _QUEUE
     if queue is not None:
-        queue.put(("start", job.index, "", ""))
+        queue.put(("start", job.index, str(os.getpid()), ""))
 
     def told(r: ClaimResult, done: int, total: int) -> None:
         if queue is not None:
@@ -503,24 +517,55 @@ def _mp_context() -> Any:
 
 
 class _Pool:
-    """Runs jobs in worker processes; survives workers that die."""
+    """Runs jobs in worker processes; survives workers that die, and stops jobs that run past
+    ``job_timeout`` seconds (by ending their worker process)."""
 
-    def __init__(self, workers: int, progress: Progress) -> None:
-        self.workers, self.progress = workers, progress
+    def __init__(self, workers: int, progress: Progress, job_timeout: float | None) -> None:
+        self.workers, self.progress, self.job_timeout = workers, progress, job_timeout
         self.ctx = _mp_context()
         self.queue = self.ctx.SimpleQueue()  # written without a feeder thread: a message sent
         self.started: set[int] = set()  # just before a crash still arrives
+        self.running: dict[int, tuple[int, float]] = {}  # job -> (worker pid, start time)
+        self.timed_out: set[int] = set()
         self.lock = threading.Lock()
 
     def _drain(self) -> None:
         with self.lock:
             while not self.queue.empty():
-                kind, index, _claim, verdict = self.queue.get()
+                kind, index, pid, verdict = self.queue.get()
                 if kind == "start":
                     self.started.add(index)
+                    self.running[index] = (int(pid), time.monotonic())
                     self.progress.restart(index)
                 else:
                     self.progress.claim(index, verdict)
+
+    def _stop_overdue(self) -> None:
+        """End the worker of every job running for longer than the limit."""
+        if not self.job_timeout:
+            return
+        now = time.monotonic()
+        with self.lock:
+            overdue = [(i, pid) for i, (pid, t0) in self.running.items()
+                       if now - t0 > self.job_timeout and i not in self.timed_out]
+            for index, pid in overdue:
+                self.timed_out.add(index)
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def _failed(self, job: _Job) -> _Outcome:
+        if job.index in self.timed_out:
+            return _Outcome(job.index, "error", reason=(
+                f"stopped after {self.job_timeout:.0f} s, the time limit of one job (a search "
+                f"that does not end?); run `softmax-oracle check` on this target and dtype with "
+                f"--claim to see which claim"))
+        return _Outcome(job.index, "error", reason=(
+            "the worker process running these claims died (a crash in the target or its "
+            "framework); run `softmax-oracle check` on this target and dtype to see it"))
+
+    def _finished(self, job: _Job) -> None:
+        with self.lock:
+            self.running.pop(job.index, None)
 
     def run(self, jobs: Sequence[_Job], on_done: Callable[[_Job, _Outcome], None]) -> None:
         todo = list(jobs)
@@ -538,6 +583,7 @@ class _Pool:
                         self._drain()
                         for fut in done:
                             job = pending.pop(fut)
+                            self._finished(job)
                             try:
                                 on_done(job, fut.result())
                             except cf.process.BrokenProcessPool:
@@ -545,13 +591,19 @@ class _Pool:
                             except Exception as e:
                                 on_done(job, _Outcome(job.index, "error",
                                                       reason=f"{type(e).__name__}: {e}"))
+                        self._stop_overdue()
                 except BaseException:
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise
             self._drain()
-            # A dead worker breaks the pool and fails every unfinished job; those that had
-            # started are suspects, to be run alone; the others simply run again.
-            suspects += [j for j in broken if j.index in self.started]
+            # A dead worker breaks the pool and fails every unfinished job: a job stopped for
+            # its time limit is an error; others that had started are suspects, to be run
+            # alone; the rest simply run again.
+            for job in broken:
+                if job.index in self.timed_out:
+                    on_done(job, self._failed(job))
+            suspects += [j for j in broken
+                         if j.index in self.started and j.index not in self.timed_out]
             todo = [j for j in broken if j.index not in self.started]
         if suspects:
             with cf.ThreadPoolExecutor(self.workers) as threads:
@@ -562,17 +614,21 @@ class _Pool:
     def _alone(self, job: _Job) -> _Outcome:
         with cf.ProcessPoolExecutor(1, mp_context=self.ctx, initializer=_init_worker,
                                     initargs=(self.queue,)) as pool:
+            future = pool.submit(_run_job, job)
             try:
-                return pool.submit(_run_job, job).result()
+                while True:
+                    try:
+                        return future.result(timeout=0.5)
+                    except cf.TimeoutError:
+                        self._drain()
+                        self._stop_overdue()
             except cf.process.BrokenProcessPool:
-                return _Outcome(job.index, "error", reason=(
-                    "the worker process running these claims died (a crash in the target or "
-                    "its framework); run `softmax-oracle check` on this target and dtype to "
-                    "see it"))
+                return self._failed(job)
             except Exception as e:
                 return _Outcome(job.index, "error", reason=f"{type(e).__name__}: {e}")
             finally:
                 self._drain()
+                self._finished(job)
 
 
 def _framework_versions() -> dict[str, str]:
@@ -588,10 +644,14 @@ def run_report(targets: Sequence[str] | None = None, *,
                dtypes: Sequence[str] = ("float64", "float32"), level: str = "stable",
                claims: str | None = None, profile: str = "default", seed: int | None = None,
                jobs: int | None = None, timeout: float = 30.0, progress: bool | None = None,
-               stream: TextIO | None = None, command: str = "") -> ReportData:
+               stream: TextIO | None = None, command: str = "",
+               job_timeout: float | None = None) -> ReportData:
     """Run every selected claim against every target and dtype; see the module docstring.
 
-    ``progress``: None shows it only on a terminal (and not under CI)."""
+    ``timeout`` is the per-call deadline of ``check``; ``job_timeout`` the wall-clock limit of one
+    job in a worker process (default: 20 s per example of the profile, e.g. 20 min for the
+    default profile; 0: none), after which its claims are reported as errors. ``progress``: None
+    shows it only on a terminal (and not under CI)."""
     from ._runner import PROFILES, versions
 
     if level not in ("stable", "accurate"):
@@ -627,11 +687,11 @@ def run_report(targets: Sequence[str] | None = None, *,
 
     out = stream if stream is not None else sys.stderr
     show = _progress_enabled(out) if progress is None else progress
-    prog = Progress(out, show, sum(expected.values()), len(names) * len(dts))
-    outcomes: dict[int, _Outcome] = {}
     left_in_pair: dict[tuple[str, str], int] = {}
     for j in job_list:
         left_in_pair[(j.target, j.dtype)] = left_in_pair.get((j.target, j.dtype), 0) + 1
+    prog = Progress(out, show, sum(expected.values()), len(left_in_pair))
+    outcomes: dict[int, _Outcome] = {}
 
     def on_done(job: _Job, outcome: _Outcome) -> None:
         outcomes[job.index] = outcome
@@ -651,15 +711,22 @@ def run_report(targets: Sequence[str] | None = None, *,
         if workers == 1:
             for job in job_list:
                 prog.restart(job.index)
-                outcome = _execute(job, lambda r, d, t, i=job.index: prog.claim(i, r.verdict))
+                def told(r: ClaimResult, done: int, total: int, i: int = job.index) -> None:
+                    prog.claim(i, r.verdict)
+
+                outcome = _execute(job, told)
                 on_done(job, outcome)
         else:
             ordered = sorted(job_list, key=lambda j: -j.cost)
-            _Pool(workers, prog).run(ordered, on_done)
+            limit = 20.0 * PROFILES[profile].max_examples if job_timeout is None else job_timeout
+            _Pool(workers, prog, limit or None).run(ordered, on_done)
     finally:
         prog.close()
     wall = time.perf_counter() - start
 
+    if not command:
+        command = report_command(targets, dts, level=level, claims=claims, profile=profile,
+                                 seed=seed)
     reports, skipped = _assemble(names, dts, job_list, outcomes, level, profile, seed)
     vers = {**versions(), **_framework_versions()}
     return ReportData(
@@ -668,6 +735,43 @@ def run_report(targets: Sequence[str] | None = None, *,
         profile=profile, level=level, seed=seed, seconds=wall, versions=vers,
         targets=tuple(reports), skipped=tuple(skipped), dtypes=tuple(dts), claims=claims,
         jobs=workers, command=command)
+
+
+def report_command(targets: Sequence[str] | None, dtypes: Sequence[str], *, level: str,
+                   claims: str | None, profile: str, seed: int) -> str:
+    """The command line that runs the same report again (same seed)."""
+    import shlex
+
+    parts = ["softmax-oracle", "report", *(targets or ())]
+    parts += ["--dtype", ",".join(dtypes), "--profile", profile]
+    if level != "stable":
+        parts += ["--level", level]
+    if claims:
+        parts += ["--claim", claims]
+    parts += ["--seed", str(seed)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def summary_text(data: ReportData) -> str:
+    """A few lines for the terminal: per target, what went as expected and what did not."""
+    lines = [f"softmax-oracle report: {len(data.targets)} targets x {', '.join(data.dtypes)}, "
+             f"profile {data.profile}, level {data.level}, seed {data.seed}: "
+             f"{len(data.results)} results in {fmt_seconds(data.seconds)}"]
+    for t in data.targets:
+        c = counts(t.results)
+        parts = [f"{c['verified']} verified", f"{c['refuted']} refuted"]
+        if c["expected_refuted"]:
+            parts.append(f"{c['expected_refuted']} refuted as the seed audit expects")
+        if c["unexpected_verified"]:
+            parts.append(f"{c['unexpected_verified']} seed statements not refuted")
+        if c["not_applicable"]:
+            parts.append(f"{c['not_applicable']} not applicable")
+        if c["error"]:
+            parts.append(f"{c['error']} errors")
+        lines.append(f"  {t.target:<10} {', '.join(parts)}")
+    for sk in data.skipped:
+        lines.append(f"  {sk.target:<10} skipped: {sk.reason.splitlines()[0]}")
+    return "\n".join(lines)
 
 
 def _error_rows(job: _Job, reason: str, is_reference: bool) -> list[ClaimResult]:
@@ -686,9 +790,11 @@ def _assemble(names: Sequence[str], dtypes: Sequence[str], jobs: Sequence[_Job],
     reports, skipped = [], []
     for name in names:
         mine = [j for j in jobs if j.target == name]
+        if not mine:  # e.g. --claim 'seed.*': nothing applies to this target
+            continue
         outs = [outcomes.get(j.index, _Outcome(j.index, "error", reason="the job never ran"))
                 for j in mine]
-        if outs and all(o.status == "skipped" for o in outs):
+        if all(o.status == "skipped" for o in outs):
             skipped.append(Skipped(name, outs[0].reason))
             continue
         is_ref = name == "reference" or any(o.is_reference for o in outs)
