@@ -1,0 +1,589 @@
+"""Mutation testing of the claims: do they notice small changes to a careful implementation?
+
+Classic operator mutations are applied, one at a time, to the source of the kit's numpy target
+(src/softmax_oracle/targets/builtin_numpy.py) through the ``ast`` module: arithmetic operator
+swaps, comparison flips, constants (to 0, to 1, negated), ``True``/``False``, removing a
+``keepdims``, changing an ``axis``, swapping ``log1p``/``log``, ``expm1``/``exp``, ``max``/``min``
+(and their ``arg``/element-wise forms), ``isneginf``/``isposinf``, swapping the branches of
+``np.where``, dropping a unary minus, and deleting an assignment or expression statement. Each
+mutant is loaded as a target from a temporary file and checked with
+``check(mutant, dtypes=["float64", "float32"], level="accurate", profile=...)``, restricted to
+the claims that involve a protocol function whose code reaches the mutated function (all claims
+for a mutant of ``_exp``, which the kit calls to probe for flushed subnormals), and stopped at the
+first refuted claim. A mutant is *killed* when a claim is refuted or errors, or when its check
+hangs (runs far longer than the unmutated module's). Each mutant runs in a forked process and a
+fresh directory (no example database is shared).
+
+    python benchmarks/mutation.py --profile ci --confirm-dtypes float16,bfloat16 \
+        --out docs/benchmarks.md
+    python benchmarks/mutation.py --list            # the mutants, without running them
+
+``--confirm-dtypes`` (and ``--confirm PROFILE``) re-check the survivors in other dtypes (or with
+another profile). Survivors are listed with their classification from ``CLASSIFIED`` below;
+one missing from it is reported as *unclassified*. The score is killed / (mutants - equivalent
+ones). ``--out FILE`` rewrites only the part of FILE between ``<!-- mutation:begin -->`` and
+``<!-- mutation:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _docfile import provenance, splice
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "src",
+                      "softmax_oracle", "targets", "builtin_numpy.py")
+
+__all__ = ["CLASSIFIED", "Mutant", "mutants", "run_mutant"]
+
+_BINOP_SWAPS: dict[type[ast.operator], type[ast.operator]] = {
+    ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
+    ast.FloorDiv: ast.Mult, ast.MatMult: ast.Mult, ast.Pow: ast.Mult,
+}
+_COMPARE_SWAPS: dict[type[ast.cmpop], tuple[type[ast.cmpop], ...]] = {
+    ast.Lt: (ast.LtE, ast.GtE), ast.LtE: (ast.Lt, ast.Gt), ast.Gt: (ast.GtE, ast.LtE),
+    ast.GtE: (ast.Gt, ast.Lt), ast.Eq: (ast.NotEq,), ast.NotEq: (ast.Eq,),
+    ast.In: (ast.NotIn,), ast.NotIn: (ast.In,), ast.Is: (ast.IsNot,), ast.IsNot: (ast.Is,),
+}
+_FUNCTION_SWAPS = {
+    "log1p": "log", "log": "log1p", "expm1": "exp", "exp": "expm1", "max": "min", "min": "max",
+    "argmax": "argmin", "argmin": "argmax", "maximum": "minimum", "minimum": "maximum",
+    "isneginf": "isposinf", "isposinf": "isneginf",
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One mutation: where (function, line), what (operator), and the statement before and
+    after it; ``source`` is the whole mutated module."""
+
+    index: int
+    function: str
+    line: int
+    operator: str
+    before: str
+    after: str
+    source: str = ""
+
+    @property
+    def key(self) -> str:
+        """Identifies the mutant independently of line numbers (for ``CLASSIFIED``)."""
+        return f"{self.function}: {self.before} -> {self.after}"
+
+
+def _number(node: ast.AST) -> float | int | None:
+    """The value of a numeric literal, including a negated one (-1 is USub(1) in the AST)."""
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value  # type: ignore[no-any-return]
+    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
+            and isinstance(node.operand, ast.Constant)
+            and type(node.operand.value) in (int, float)):
+        return -node.operand.value  # type: ignore[no-any-return]
+    return None
+
+
+def _literal(value: float | int) -> ast.expr:
+    if value < 0:
+        return ast.UnaryOp(ast.USub(), ast.Constant(-value))
+    return ast.Constant(value)
+
+
+def _replacements(node: ast.AST, parent: ast.AST | None) -> Iterator[tuple[str, Any]]:
+    """(operator name, replacement node) for each mutation of ``node`` itself; a replacement of
+    None deletes the statement."""
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOP_SWAPS:
+        yield "arithmetic", ast.BinOp(node.left, _BINOP_SWAPS[type(node.op)](), node.right)
+    elif isinstance(node, ast.Compare) and len(node.ops) == 1:
+        for new in _COMPARE_SWAPS.get(type(node.ops[0]), ()):
+            yield "comparison", ast.Compare(node.left, [new()], node.comparators)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and _number(node) is None:
+        yield "unary minus", node.operand
+    elif isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        yield "constant", ast.Constant(not node.value)
+    elif _number(node) is not None and not (
+            isinstance(node, ast.Constant) and isinstance(parent, ast.UnaryOp)):
+        value = _number(node)
+        assert value is not None
+        is_axis = isinstance(parent, ast.keyword) and parent.arg == "axis"
+        targets = [0, 1, -value] if not is_axis else [0 if value != 0 else -1]
+        seen = {value}
+        for new in targets:
+            new = type(value)(new)
+            if new not in seen:
+                seen.add(new)
+                yield ("axis" if is_axis else "constant"), _literal(new)
+    elif isinstance(node, ast.Call):
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else None
+        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                and func.value.id == "np" and name in _FUNCTION_SWAPS):
+            yield "function", ast.Call(ast.Attribute(func.value, _FUNCTION_SWAPS[name]),
+                                       node.args, node.keywords)
+        if name == "where" and len(node.args) == 3:
+            yield "where branches", ast.Call(func, [node.args[0], node.args[2], node.args[1]],
+                                             node.keywords)
+        kept = [k for k in node.keywords if k.arg != "keepdims"]
+        if len(kept) != len(node.keywords):
+            yield "keepdims", ast.Call(func, node.args, kept)
+        for k in node.keywords:
+            if k.arg == "axis" and isinstance(k.value, ast.Name):
+                other = [kw if kw is not k else ast.keyword("axis", _literal(-1))
+                         for kw in node.keywords]
+                yield "axis", ast.Call(func, node.args, other)
+    elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Expr)) and not (
+            isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
+        yield "delete statement", None
+
+
+def _parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:
+    return {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+
+def _statement_of(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> ast.AST:
+    """The innermost statement holding ``node`` (the node itself if it is one); shown by its
+    first line, which for a ``while``, ``if`` or ``def`` is the header."""
+    while not isinstance(node, ast.stmt) and node in parents:
+        node = parents[node]
+    return node
+
+
+def _replace(parent: ast.AST, old: ast.AST, new: ast.AST) -> None:
+    """Put ``new`` where ``old`` is among the fields of ``parent``."""
+    for name, value in ast.iter_fields(parent):
+        if value is old:
+            setattr(parent, name, new)
+            return
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if item is old:
+                    value[i] = new
+                    return
+    raise ValueError("node not found in its parent")
+
+
+def _one_line(node: ast.AST) -> str:
+    lines = ast.unparse(node).splitlines()
+    return lines[0] if lines else ""
+
+
+def mutants(source: str | None = None) -> list[Mutant]:
+    """Every mutant of the module's function bodies (docstrings excepted), without duplicates
+    and without mutants identical to the original."""
+    if source is None:
+        with open(SOURCE, encoding="utf-8") as f:
+            source = f.read()
+    tree = ast.parse(source)
+    nodes = list(ast.walk(tree))
+    parents = _parents(tree)
+    owner = {n: f.name for f in tree.body if isinstance(f, ast.FunctionDef)
+             for n in ast.walk(f) if n is not f}
+    seen = {ast.unparse(tree)}
+    out: list[Mutant] = []
+    for i, node in enumerate(nodes):
+        if node not in owner:
+            continue
+        for j, (operator, _) in enumerate(_replacements(node, parents.get(node))):
+            fresh = ast.parse(source)  # each mutant starts from the original
+            fresh_nodes = list(ast.walk(fresh))
+            fresh_parents = _parents(fresh)
+            target = fresh_nodes[i]
+            stmt = _statement_of(target, fresh_parents)
+            before = _one_line(stmt)
+            new = list(_replacements(target, fresh_parents.get(target)))[j][1]
+            _replace(fresh_parents[target], target, ast.Pass() if new is None else new)
+            text = ast.unparse(ast.fix_missing_locations(fresh))
+            if text in seen:
+                continue
+            seen.add(text)
+            after = "pass" if new is None or stmt is target else _one_line(stmt)
+            out.append(Mutant(len(out), owner[node], getattr(node, "lineno", 0), operator,
+                              before, after, text))
+    return out
+
+
+# --- running -------------------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    """Raised from ``on_result`` to end a check at its first refuted (or erroring) claim."""
+
+
+def _call_graph(source: str) -> dict[str, set[str]]:
+    """For each top-level function, the top-level functions it calls, directly or not."""
+    tree = ast.parse(source)
+    funcs = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+    calls = {name: {n.id for n in ast.walk(f) if isinstance(n, ast.Name) and n.id in funcs}
+             for name, f in funcs.items()}
+    reach: dict[str, set[str]] = {}
+    for name in funcs:
+        todo, seen = [name], {name}
+        while todo:
+            for callee in calls[todo.pop()] - seen:
+                seen.add(callee)
+                todo.append(callee)
+        reach[name] = seen
+    return reach
+
+
+def claims_for(function: str, source: str | None = None, level: str = "accurate") -> list[str]:
+    """The claims that can notice a change to ``function``: those needing a protocol function
+    whose code reaches it (every claim for ``_exp``, the kit's probe for flushed subnormals)."""
+    from softmax_oracle.claims import select
+    from softmax_oracle.targets import PROTOCOL
+
+    if source is None:
+        with open(SOURCE, encoding="utf-8") as f:
+            source = f.read()
+    reach = _call_graph(source)
+    affected = {p for p in PROTOCOL if function in reach.get(p, ())}
+    chosen = select(level=level)
+    if function == "_exp":
+        return [c.id for c in chosen]
+    return [c.id for c in chosen if set(c.needs) & affected]
+
+
+def _load(mutant: Mutant, directory: str) -> Any:
+    path = os.path.join(directory, f"builtin_numpy_mutant_{mutant.index}.py")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(mutant.source)
+    name = f"_softmax_oracle_mutant_{mutant.index}_{os.getpid()}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_mutant(mutant: Mutant, profile: str = "ci", seed: int | None = None,
+               dtypes: Sequence[str] = ("float64", "float32"), level: str = "accurate",
+               max_examples: int | None = None, timeout: float = 2.0) -> dict[str, Any]:
+    """Check one mutant; killed when a claim is refuted or errors (the check stops there)."""
+    from softmax_oracle import check
+
+    start = time.perf_counter()
+    claims = claims_for(mutant.function, level=level)
+    out = {"index": mutant.index, "killed": False, "by": "", "problem": "", "claims": len(claims)}
+    stop: dict[str, Any] = {}
+
+    def on_result(res: Any, done: int, total: int) -> None:
+        if res.verdict in ("refuted", "error"):
+            stop.update(by=f"{res.claim_id}[{res.dtype}]", verdict=res.verdict,
+                        problem=(res.shrunk.problem if res.shrunk else res.reason))
+            raise _Stop
+
+    with tempfile.TemporaryDirectory(prefix="softmax-oracle-mutant-") as tmp:
+        old = os.getcwd()
+        os.chdir(tmp)  # no example database carried over between mutants
+        try:
+            try:
+                module = _load(mutant, tmp)
+            except Exception as e:  # the mutant cannot even be imported
+                stop.update(by="import", verdict="error", problem=f"{type(e).__name__}: {e}")
+            else:
+                with contextlib.suppress(_Stop):
+                    check(module, dtypes=list(dtypes), level=level, claims=",".join(claims),
+                          profile=profile, seed=seed, max_examples=max_examples,
+                          timeout=timeout, on_result=on_result)
+        finally:
+            os.chdir(old)
+    if stop:
+        lines = str(stop["problem"]).strip().splitlines()
+        out.update(killed=True, by=stop["by"], problem=lines[0][:160] if lines else "")
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def _child(conn: Any, mutant: Mutant, kwargs: dict[str, Any]) -> None:
+    try:
+        conn.send(run_mutant(mutant, **kwargs))
+    except BaseException as e:  # reported, not lost with the process
+        conn.send({"index": mutant.index, "killed": False, "by": "", "seconds": 0.0,
+                   "problem": f"driver error: {type(e).__name__}: {e}", "driver_error": True})
+    finally:
+        conn.close()
+
+
+def run_all(selected: Sequence[Mutant], *, jobs: int, limit: float,
+            **kwargs: Any) -> list[dict[str, Any]]:
+    """Run mutants in forked processes, ``jobs`` at a time. A mutant still running after
+    ``limit`` seconds is stopped and counted as killed by a timeout (a hang that the per-call
+    deadline turned into a long series of refutations while shrinking)."""
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    ctx = mp.get_context("fork")
+    pending = list(selected)
+    running: dict[Any, tuple[Any, Mutant, float]] = {}
+    results: dict[int, dict[str, Any]] = {}
+    while pending or running:
+        while pending and len(running) < jobs:
+            mutant = pending.pop(0)
+            parent, child = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_child, args=(child, mutant, kwargs), daemon=True)
+            proc.start()
+            child.close()
+            running[parent] = (proc, mutant, time.perf_counter())
+        for conn in wait(list(running), timeout=1.0):
+            proc, mutant, _ = running.pop(conn)  # type: ignore[index]
+            try:
+                results[mutant.index] = conn.recv()  # type: ignore[union-attr]
+            except EOFError:  # the process died (e.g. out of memory)
+                results[mutant.index] = {"index": mutant.index, "killed": True, "by": "crash",
+                                         "problem": f"exit code {proc.join() or proc.exitcode}",
+                                         "seconds": 0.0}
+            proc.join()
+        now = time.perf_counter()
+        for conn, (proc, mutant, started) in list(running.items()):
+            if now - started > limit:
+                proc.kill()
+                proc.join()
+                del running[conn]
+                results[mutant.index] = {"index": mutant.index, "killed": True, "by": "timeout",
+                                         "problem": f"still running after {limit:.0f} s",
+                                         "seconds": now - started}
+    return [results[m.index] for m in selected]
+
+
+# --- classification of survivors and the report --------------------------------------------------
+
+#: Survivors judged by reading them: mutant key -> (class, why). *equivalent*: no input the
+#: protocol allows tells the mutant from the original (within the specification's budgets);
+#: *gap*: a change of behaviour that no claim or strategy reaches, with the proposed fix;
+#: *other dtypes*: code that only float16 and bfloat16 run (see ``--confirm-dtypes``).
+_ARRAYS = ("the kit passes every argument as a numpy array of the dtype under test (the "
+           "protocol's domain), so this conversion is the identity")
+_DEFAULT_AXIS = ("every claim passes axis explicitly, so the documented default axis=-1 is never "
+                 "used. Proposal: the axis_and_batch claims also compare f(z) with f(z, axis=-1) "
+                 "on a 2-D z, bitwise")
+_EMPTY_BATCH = ("this branch of _sum runs only for an empty batch (db and dW of a dense layer "
+                "with 0 rows), and dense_layers always draws batch >= 1. Proposal: let "
+                "dense_layers draw batch = 0 now and then (dW = 0 of shape (k, m), db = 0 of "
+                "shape (k,), dx of shape (0, m))")
+_LOW_PRECISION = "the float16/bfloat16 product path of _matmul; float64 and float32 use np.matmul"
+_AXIS_DEFAULTS = {
+    "softmax": "def softmax(z: Any, axis: int={}) -> np.ndarray:",
+    "log_softmax": "def log_softmax(z: Any, axis: int={}) -> np.ndarray:",
+    "logsumexp": "def logsumexp(z: Any, axis: int={}) -> np.ndarray:",
+    "softmax_vjp": "def softmax_vjp(z: Any, v: Any, axis: int={}) -> np.ndarray:",
+    "cross_entropy": "def cross_entropy(z: Any, n: Any, axis: int={}) -> np.ndarray:",
+    "cross_entropy_grad": "def cross_entropy_grad(z: Any, n: Any, axis: int={}) -> np.ndarray:",
+}
+_SUM_EMPTY = "out = np.zeros((*x.shape[:-1], 1), dtype=x.dtype)"
+_MOVE = "return _sum(np.moveaxis(products, {}, {}))"
+_PRODUCTS = "products = p[..., :, :, None] {} q[..., None, :, :]"
+
+CLASSIFIED: dict[str, tuple[str, str]] = {
+    "_exp: x = np.asarray(x) -> pass": ("equivalent", _ARRAYS),
+    "_as_float: x = np.asarray(x) -> pass": ("equivalent", _ARRAYS),
+    **{f"{f}: z = _as_float(z) -> pass": ("equivalent", _ARRAYS)
+       for f in ("softmax", "log_softmax", "softmax_vjp", "cross_entropy", "cross_entropy_grad")},
+    **{f"{f}: {arg} = np.asarray({arg}, dtype={ref}.dtype) -> pass": ("equivalent", _ARRAYS)
+       for f, arg, ref in (("softmax_vjp", "v", "z"), ("cross_entropy", "n", "z"),
+                           ("cross_entropy_grad", "n", "z"), ("dense_grads", "b", "W"),
+                           ("dense_grads", "x", "W"), ("dense_grads", "n", "W"))},
+    "dense_grads: W = _as_float(W) -> pass": ("equivalent", _ARRAYS),
+    "_exp: return np.asarray(np.exp(x), dtype=x.dtype) -> return np.asarray(np.expm1(x), "
+    "dtype=x.dtype)": (
+        "equivalent", "_exp only answers the kit's probe for flushed subnormals, whether "
+        "exp(ln r_min - 1) is 0; expm1 of it is about -1, not 0, so the answer (numpy does not "
+        "flush) and every budget stay the same"),
+    "_alg41: shift = np.where(np.isneginf(a), _const(0.0, z.dtype), a) -> shift = np.where("
+    "np.isneginf(a), _const(1.0, z.dtype), a)": (
+        "equivalent", "the shift of an all -inf row only has to be finite: -inf - 1 is -inf, so "
+        "w = 0 and s = 0 as before, and log-sum-exp adds log1p(s) to a, not to the shift"),
+    "_sum: x = np.concatenate([paired, x[..., 2 * half:]], axis=-1) if x.shape[-1] % 2 else "
+    "paired -> x = np.concatenate([paired, x[..., 2 * half:]], axis=-1) if x.shape[-1] % -2 "
+    "else paired": ("equivalent", "n % -2 is 0 or -1: nonzero exactly when n % 2 is"),
+    "_matmul: if p.dtype in (np.float32, np.float64): -> if p.dtype not in (np.float32, "
+    "np.float64):": (
+        "equivalent", "float64 and float32 products take the pairwise-sum path and float16 "
+        "takes np.matmul: other, equally accurate algorithms that meet the same budgets (the "
+        "claims bound errors, not algorithms)"),
+    "logsumexp: lse = np.where(np.isposinf(a), a, a + np.log1p(s)) -> lse = np.where("
+    "np.isneginf(a), a, a + np.log1p(s))": (
+        "gap", "the guard matters only for a row with two or more +inf logits (then s is NaN "
+        "and the mutant returns NaN; the sum is +inf), and no strategy makes +inf logits. "
+        "Proposal: a +inf modifier for logits and a claim logsumexp.infinite_logits: "
+        "LSE(z) = +inf for every row holding a +inf (torch, scipy and jax agree)"),
+    **{f"{f}: {sig.format(-1)} -> {sig.format(v)}": ("gap", _DEFAULT_AXIS)
+       for f, sig in _AXIS_DEFAULTS.items() for v in (0, 1)},
+    f"_sum: {_SUM_EMPTY} -> pass": ("gap", _EMPTY_BATCH),
+    "_sum: if x.shape[-1] == 0: -> if x.shape[0] == 0:": ("gap", _EMPTY_BATCH),
+    **{f"_sum: {_SUM_EMPTY} -> {_SUM_EMPTY.replace(old, new)}": ("gap", _EMPTY_BATCH)
+       for old, new in (("1)", "0)"), ("1)", "-1)"), ("[:-1]", "[:0]"))},
+    f"_sum: {_SUM_EMPTY} -> {_SUM_EMPTY.replace('[:-1]', '[:1]')}": (
+        "gap", "the same for 2-D sums; differs only for a 3-D sum over an empty axis, i.e. the "
+        "float16/bfloat16 product of a dense layer with an empty batch. " + _EMPTY_BATCH),
+    "_sum: return out if keepdims else out[..., 0] -> return out if keepdims else out[..., 1]": (
+        "gap", _EMPTY_BATCH),
+    f"_matmul: {_PRODUCTS.format('*')} -> pass": ("other dtypes", _LOW_PRECISION),
+    f"_matmul: {_PRODUCTS.format('*')} -> {_PRODUCTS.format('/')}": (
+        "other dtypes", _LOW_PRECISION),
+    **{f"_matmul: {_MOVE.format(-2, -1)} -> {_MOVE.format(a, b)}": (
+        "other dtypes", _LOW_PRECISION) for a, b in ((0, -1), (1, -1), (2, -1), (-2, 0), (-2, 1))},
+}
+
+
+def _versions() -> str:
+    parts = [provenance(), f"Python {platform.python_version()}"]
+    for pkg in ("numpy", "hypothesis", "mpmath", "gmpy2"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            parts.append(f"{pkg} {importlib.metadata.version(pkg)}")
+    return ", ".join(parts)
+
+
+def _cell(text: str) -> str:
+    return "`" + text.replace("|", "\\|").replace("`", "'") + "`"
+
+
+def render(all_mutants: Sequence[Mutant], results: Sequence[dict[str, Any]],
+           confirmed: dict[int, dict[str, Any]], *, command: str, profile: str, dtypes: str,
+           confirm: str, wall: float, load: tuple[float, float], control: dict[str, Any]) -> str:
+    by_index = {m.index: m for m in all_mutants}
+    survivors = [r for r in results if not r["killed"]]
+    still = [r for r in survivors if not confirmed.get(r["index"], {}).get("killed")]
+    classes = {r["index"]: CLASSIFIED.get(by_index[r["index"]].key, ("unclassified", ""))
+               for r in still}
+    kinds = Counter(c for c, _ in classes.values())
+    killed = len(results) - len(survivors)
+    late = len(survivors) - len(still)
+    denominator = len(results) - kinds["equivalent"]
+    timeouts = sum(1 for r in results if r["by"] == "timeout")
+    cores = os.cpu_count()
+    lines = [
+        f"Produced by `{command}`: {wall:.0f} s wall on {cores} cores "
+        f"({platform.machine()}, {platform.system()}), {_versions()}. Load average "
+        f"{load[0]:.1f} at the start and {load[1]:.1f} at the end"
+        + (f" (above the {cores} cores: other work shared the machine)"
+           if max(load) > (cores or 1) else "") + ".",
+        "",
+        f"{len(results)} mutants of builtin_numpy.py, each checked at the accurate level in "
+        f"{dtypes.replace(',', ', ')} with the `{profile}` profile"
+        + (f", and the survivors again with the {confirm}" if confirm else "") + ". "
+        "The unmutated module, checked the same way with every claim: "
+        + (f"refuted by {control['by']} (the driver is broken)" if control["killed"]
+           else "no claim refuted") + f" ({control['seconds']:.0f} s).",
+        "",
+        f"**Mutation score: {killed + late} killed / {denominator} non-equivalent mutants = "
+        f"{(killed + late) / max(denominator, 1):.1%}** ({kinds['equivalent']} equivalent "
+        f"mutants left out; {killed} killed in {dtypes.replace(',', ', ')}"
+        + (f", {timeouts} of them by hanging" if timeouts else "")
+        + (f"; {late} more by the {confirm}" if confirm else "") + "). "
+        f"Survivors: {kinds['equivalent']} equivalent, {kinds['gap']} gaps"
+        + (f", {kinds['other dtypes']} in code only float16 and bfloat16 run"
+           if kinds["other dtypes"] else "")
+        + (f", **{kinds['unclassified']} not yet classified**" if kinds["unclassified"] else "")
+        + ".",
+        "",
+        "| operator | mutants | killed | equivalent | other survivors |",
+        "|---|---|---|---|---|",
+    ]
+    ops = Counter(by_index[r["index"]].operator for r in results)
+    dead = Counter(by_index[r["index"]].operator for r in results
+                   if r["killed"] or confirmed.get(r["index"], {}).get("killed"))
+    same = Counter(by_index[i].operator for i, (c, _) in classes.items() if c == "equivalent")
+    for op, count in ops.most_common():
+        lines.append(f"| {op} | {count} | {dead[op]} | {same[op]} "
+                     f"| {count - dead[op] - same[op]} |")
+    firsts = Counter(r["by"].split("[")[0] for r in results
+                     if r["killed"] and r["by"] not in ("timeout", "crash", "import"))
+    lines += ["", "Claims that refuted mutants first (only the claims that can reach the mutated "
+              "function run, in catalogue order, float64 before float32; a check stops at its "
+              "first refutation): "
+              + ", ".join(f"`{c}` {k}" for c, k in firsts.most_common()) + "."]
+    if late:
+        lines += ["", f"Killed only by the {confirm}:", ""]
+        for r in survivors:
+            c = confirmed.get(r["index"], {})
+            if c.get("killed"):
+                m = by_index[r["index"]]
+                lines.append(f"- #{m.index} {m.function}, line {m.line} ({m.operator}): "
+                             f"{_cell(m.before)} → {_cell(m.after)}, by `{c['by']}`")
+    lines += ["", "Surviving mutants:", ""]
+    if not still:
+        lines.append("none")
+    else:
+        lines += ["| # | function, line | operator | mutation | class | why |",
+                  "|---|---|---|---|---|---|"]
+        order = {"unclassified": 0, "gap": 1, "other dtypes": 2, "equivalent": 3}
+        for r in sorted(still, key=lambda r: (order.get(classes[r["index"]][0], 0), r["index"])):
+            m = by_index[r["index"]]
+            cls, why = classes[r["index"]]
+            lines.append(f"| {m.index} | {m.function}, {m.line} | {m.operator} "
+                         f"| {_cell(m.before)} → {_cell(m.after)} | {cls} "
+                         f"| {why.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default="ci", help="profile of the main run (quick or ci)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--dtypes", default="float64,float32")
+    p.add_argument("--confirm", default="",
+                   help="re-check the survivors with this profile too (e.g. thorough)")
+    p.add_argument("--confirm-dtypes", default="",
+                   help="re-check the survivors in these dtypes too (e.g. float16,bfloat16)")
+    p.add_argument("--only", default="", help="comma-separated mutant numbers (smoke runs)")
+    p.add_argument("--max-examples", type=int, default=None)
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--list", action="store_true", help="list the mutants and exit")
+    p.add_argument("--out", default="-", help="Markdown file whose mutation part is rewritten")
+    a = p.parse_args(argv)
+    everything = mutants()
+    selected = ([everything[int(i)] for i in a.only.split(",")] if a.only else everything)
+    if a.list:
+        for m in selected:
+            print(f"#{m.index} {m.function} line {m.line} ({m.operator}): {m.before}  ->  "
+                  f"{m.after}")
+        return 0
+    command = "python benchmarks/mutation.py " + " ".join(
+        sys.argv[1:] if argv is None else list(argv))
+    kwargs = {"profile": a.profile, "seed": a.seed, "max_examples": a.max_examples,
+              "dtypes": a.dtypes.split(",")}
+    load_start = os.getloadavg()[0]
+    start = time.perf_counter()
+    with open(SOURCE, encoding="utf-8") as f:
+        original = f.read()
+    control = run_mutant(Mutant(-1, "_exp", 0, "none", "", "", original), **kwargs)
+    # A mutant taking far longer than the original is hanging (or shrinking a hang).
+    limit = 5 * control["seconds"] + 30
+    results = run_all(selected, jobs=a.jobs, limit=limit, **kwargs)
+    confirmed: dict[int, dict[str, Any]] = {}
+    confirm = ""
+    if a.confirm or a.confirm_dtypes:
+        again = [m for m, r in zip(selected, results) if not r["killed"]]
+        confirm_kwargs = {**kwargs, "profile": a.confirm or a.profile,
+                          "dtypes": (a.confirm_dtypes or a.dtypes).split(",")}
+        confirm = (f"`{confirm_kwargs['profile']}` profile in "
+                   f"{', '.join(confirm_kwargs['dtypes'])}")
+        for r in run_all(again, jobs=a.jobs, limit=limit * 3, **confirm_kwargs):
+            confirmed[r["index"]] = r
+    wall = time.perf_counter() - start
+    text = render(everything, results, confirmed, command=command.strip(), profile=a.profile,
+                  dtypes=a.dtypes, confirm=confirm, wall=wall,
+                  load=(load_start, os.getloadavg()[0]),
+                  control=control)
+    if a.out == "-":
+        sys.stdout.write(text)
+    else:
+        splice(a.out, "mutation", text, "Mutation testing of the claims")
+    return 1 if control["killed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
