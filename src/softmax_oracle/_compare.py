@@ -3,20 +3,38 @@
 Computed values arrive as float64 numpy arrays (every dtype widens exactly); references and
 tolerances are mpf. The comparison is |computed - ref| <= tol, evaluated in mpmath, and a value
 equal to the correctly rounded reference always passes.
+
+When references and tolerances come as ``Certified`` vectors with enclosures, the comparison runs
+vectorised on the enclosures and is decided exactly as the mpmath comparison would decide it: an
+element passes or fails there only when every value in its enclosures does; the others (and the
+worst element of a refutation) are compared in mpmath. The reported ratio error / budget then
+comes from the enclosures: within 2^-8 (1 + ratio) of the mpmath ratio wherever they are that
+narrow, and recomputed in mpmath for the few elements that could be the largest otherwise
+(docs/tolerances.md, "Fast references").
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ._dtypes import DType, round_to
-from ._reference import MPF
+from ._reference import _F64, _LD, MPF, Bounds, Certified, concat
 
-__all__ = ["Assessment", "Refuted", "assess", "index_labeler"]
+__all__ = ["Assessment", "Refuted", "assess", "concat", "index_labeler"]
+
+#: Enclosures narrower than this fraction of the budget give the ratio directly.
+RATIO_PRECISION = 2.0**-8
+#: At most this many elements per comparison are recomputed in mpmath for the reported ratio
+#: alone (never for a verdict: every undecided element is), and only in comparisons of at most
+#: EXACT_FOR_RATIO_SIZE elements (each costs the mpmath reference of its row).
+EXACT_FOR_RATIO = 32
+EXACT_FOR_RATIO_SIZE = 1 << 16
 
 
 class Refuted(Exception):
@@ -83,6 +101,11 @@ def assess(computed: np.ndarray, refs: Sequence[MPF], tols: Sequence[MPF], dtype
     flat = np.asarray(computed, dtype=np.float64).reshape(-1)
     if flat.size != len(refs):  # pragma: no cover - callers check shapes first
         raise Refuted(f"{what}: {flat.size} values, expected {len(refs)}")
+    if isinstance(refs, Certified) and isinstance(tols, Certified):
+        rb, tb = refs.bounds, tols.bounds
+        if rb is not None and tb is not None:
+            with np.errstate(all="ignore"):
+                return _assess_fast(flat, refs, tols, rb, tb, dtype, label, what)
     worst_ratio, worst_pos, worst_err, worst_tol = 0.0, -1, None, None
     bad = 0
     max_ulps = 0.0
@@ -100,21 +123,158 @@ def assess(computed: np.ndarray, refs: Sequence[MPF], tols: Sequence[MPF], dtype
             worst_ratio, worst_pos, worst_err, worst_tol = ratio, pos, err, tol
     problem = None
     if bad:
-        c, ref = flat[worst_pos], refs[worst_pos]
-        where = label(worst_pos)
-        if worst_err is None:
-            detail = "not allowed"
-        else:
-            rel = ""
-            if ref != 0 and math.isfinite(float(c)):
-                rel = f"{_short(abs(worst_err / ref))} relative; "
-            detail = (f"|error| {_short(worst_err)}, {rel}allowed {_short(worst_tol)}: "
-                      f"{_short(worst_ratio)}x the budget")
-        prefix = f"{what}: " if what else ""
-        problem = (f"{prefix}{where} = {_fmt(c)}, but should be {_fmt(ref)} ({detail})"
-                   f"\n  Mismatched elements: {bad} / {len(refs)} "
-                   f"({100.0 * bad / len(refs):.3g}%)")
+        problem = _problem(flat[worst_pos], refs[worst_pos], worst_err, worst_tol, worst_ratio,
+                           label(worst_pos), bad, len(refs), what)
     return Assessment(worst_ratio, bad, len(refs), problem, max_ulps)
+
+
+def _problem(c: float, ref: MPF, err: MPF | None, tol: MPF, ratio: float, where: str, bad: int,
+             total: int, what: str) -> str:
+    if err is None:
+        detail = "not allowed"
+    else:
+        rel = ""
+        if ref != 0 and math.isfinite(float(c)):
+            rel = f"{_short(abs(err / ref))} relative; "
+        detail = (f"|error| {_short(err)}, {rel}allowed {_short(tol)}: "
+                  f"{_short(ratio)}x the budget")
+    prefix = f"{what}: " if what else ""
+    return (f"{prefix}{where} = {_fmt(c)}, but should be {_fmt(ref)} ({detail})"
+            f"\n  Mismatched elements: {bad} / {total} "
+            f"({100.0 * bad / total:.3g}%)")
+
+
+def round_vec(x: np.ndarray, dtype: DType) -> np.ndarray:
+    """Round every value of a float64 or long double array to the nearest number of ``dtype``,
+    ties to even, subnormals and overflow included -- ``round_to`` elementwise. x = m 2^e with
+    1/2 <= |m| < 1; the spacing at x is 2^q, q = max(e - 1, emin) - t + 1; x 2^-q and the
+    rounded integer times 2^q are exact (powers of two, no over- or underflow)."""
+    with np.errstate(all="ignore"):
+        _, e = np.frexp(x)
+        q = np.maximum(e - 1, dtype.emin) - dtype.t + 1
+        y = np.ldexp(np.rint(np.ldexp(x, -q)), q)
+        y = np.where(np.abs(y) > dtype.rmax, np.copysign(np.inf, x), y)
+        return np.where(np.isfinite(x), y, x)
+
+
+def _half_spacings(rr: np.ndarray, dtype: DType, W: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Half the distances from numbers rr of the dtype to their neighbours away from zero and
+    towards zero (the edges of their rounding cells; powers of two have a finer side)."""
+    mant, e = np.frexp(rr)
+    q = np.maximum(e - 1, dtype.emin) - dtype.t + 1
+    out = np.where(rr == 0, dtype.rmin_sub, np.ldexp(1.0, q)).astype(W) / 2
+    power = (np.abs(mant) == 0.5) & (e - 1 > dtype.emin)
+    return out, np.where(power, out / 2, out)
+
+
+def _assess_fast(flat: np.ndarray, refs: Certified, tols: Certified, rb: Bounds, tb: Bounds,
+                 dtype: DType, label: Callable[[int], str], what: str) -> Assessment:
+    """``assess`` on enclosures: ref in R -+ Er, tol in T -+ Et (see the module docstring).
+
+    Every certain decision below is a comparison that is false for NaN, so a NaN or infinite
+    radius (masked entries, astronomically large budgets) only ever sends an element to mpmath.
+    """
+    W = np.result_type(rb[0].dtype, tb[0].dtype)
+    f = _F64 if W.type is np.float64 else _LD
+    R, Er = np.asarray(rb[0], dtype=W), np.asarray(rb[1], dtype=W)
+    low = np.asarray(rb[2], dtype=W) if rb[2] is not None else None
+    T, Et = np.asarray(tb[0], dtype=W), np.asarray(tb[1], dtype=W)
+    c = flat.astype(W)
+    g, tiny, u4 = f.grow - 1, 16 * f.eta, 4 * f.u
+    nan_c = np.isnan(flat)
+    ref_inf = np.isinf(R) & (Er == 0)  # exact infinities (log-softmax of masked entries)
+    d = np.abs(c - R) if low is None else np.abs((c - R) - low)
+    # |c - ref| and tol enclosed; 2^-20 and 16 eta cover the rounding of these expressions.
+    d_hi = (d * (1 + u4) + Er * (1 + u4)) * f.grow + tiny
+    d_lo = np.maximum(d * (1 - u4) - Er * (1 + u4) - g * (d + Er) - tiny, 0)
+    T_hi = (T + Et) * f.grow + tiny
+    T_lo = T - Et - g * (T + Et) - tiny
+    # Is c the correctly rounded reference? For sure when the whole enclosure lies strictly
+    # inside the rounding cell of c (ties are left undecided); for sure not when it lies inside
+    # another cell, or when c lies outside the roundings of the enclosure's ends (rounding is
+    # monotonic). The offset R - rr from the nearest number rr is exact (Sterbenz).
+    rr = round_vec(R, dtype)
+    off = R - rr if low is None else (R - rr) + low
+    half_out, half_in = _half_spacings(rr, dtype, W)
+    away = np.where(rr < 0, -off, off)
+    # R sits on a tie, or the low part crosses into a neighbour's cell: move there (exactly).
+    cross = (away > half_out) | (away < -half_in)
+    if np.any(cross):
+        step = np.where(away > half_out, 2 * half_out, np.where(away < -half_in, -2 * half_in, 0))
+        step = np.where(rr < 0, -step, step)
+        rr, off = rr + step, off - step
+        half_out, half_in = _half_spacings(rr, dtype, W)
+        away = np.where(rr < 0, -off, off)
+    w = (Er + 2 * f.u1 * np.abs(off)) * f.grow + tiny
+    inside = np.isfinite(rr) & (away - w > -half_in) & (away + w < half_out)
+    cr = inside & (rr == c)
+    ncr = inside & (rr != c)
+    rest = np.flatnonzero(~inside)
+    if rest.size:
+        Rr, Err = R[rest], Er[rest]
+        lowr = np.abs(low[rest]) if low is not None else 0
+        wide = (Err + lowr + 2 * f.u1 * (np.abs(Rr) + Err + lowr)) * f.grow + tiny
+        cc = c[rest]
+        ncr[rest] = (cc < round_vec(Rr - wide, dtype)) | (cc > round_vec(Rr + wide, dtype))
+    exact_zero = (d == 0) & (Er == 0)  # err == 0 exactly: ratio 0, as in _ratio
+    pos_T = T_lo > 0
+    hi = np.where(pos_T, d_hi / np.where(pos_T, T_lo, 1), np.inf)
+    lo = np.where(ncr & ~exact_zero, d_lo / T_hi, 0)
+    est = np.where(T > 0, d / np.where(T > 0, T, 1), np.where(d > 0, np.inf, 0))
+    zero = cr | exact_zero
+    hi, est = np.where(zero, 0, hi), np.where(zero, 0, est)
+    # not numbers, and exact infinities: decided as _ratio decides them
+    inf_ref_ok = ref_inf & (c == R)
+    fixed = nan_c | ref_inf
+    fixed_ratio = np.where(inf_ref_ok & ~nan_c, 0.0, np.inf)
+    lo, hi = np.where(fixed, fixed_ratio, lo), np.where(fixed, fixed_ratio, hi)
+    est = np.where(fixed, fixed_ratio, est)
+    bad_sure = lo > 1
+    good_sure = hi <= 1
+    undecided = ~(bad_sure | good_sure)
+    precise = fixed | zero | (ncr & (Er <= RATIO_PRECISION * T_lo)
+                              & (Et <= RATIO_PRECISION * T_lo))
+    ratios = est.astype(np.float64)
+    # ulps of the reference: the spacing of the dtype at |ref| (below a power of two: the finer)
+    spacing = 2 * np.where(np.abs(R) < np.abs(rr), half_in, half_out)
+    ulps = np.where(np.isfinite(flat) & ~fixed, d / spacing, 0).astype(np.float64)
+    exact_bad = 0
+    errs: dict[int, MPF | None] = {}
+
+    def evaluate(i: int) -> float:
+        ratio, err = _ratio(float(flat[i]), refs[i], tols[i], dtype)
+        errs[i] = err
+        ratios[i] = ratio
+        ulps[i] = 0.0
+        if err is not None and math.isfinite(float(flat[i])):
+            with contextlib.suppress(OverflowError, ValueError):
+                ulps[i] = float(err) / dtype.ulp(float(refs[i]))
+        return ratio
+
+    for i in np.flatnonzero(undecided):
+        exact_bad += evaluate(int(i)) > 1
+    # Elements whose estimate is loose and that could hold the largest ratio: in mpmath.
+    decided_max = max(float(np.max(np.where(undecided, 0, lo.astype(np.float64)), initial=0)),
+                      float(np.max(np.where(undecided, ratios, 0), initial=0)))
+    # (reporting any of the others changes the largest ratio by at most 2^-8 (1 + ratio))
+    margin = decided_max + RATIO_PRECISION * (1 + decided_max)
+    loose = np.flatnonzero(~undecided & ~precise & (hi > margin))
+    if loose.size and flat.size <= EXACT_FOR_RATIO_SIZE:
+        order = loose[np.argsort(-hi[loose].astype(np.float64), kind="stable")]
+        for i in order[:EXACT_FOR_RATIO]:
+            evaluate(int(i))
+    bad = int(np.count_nonzero(bad_sure)) + int(exact_bad)
+    max_ulps = float(np.nanmax(ulps, initial=0.0)) if ulps.size else 0.0
+    if not bad:
+        return Assessment(float(np.max(ratios, initial=0.0)), 0, flat.size, None, max_ulps)
+    is_bad = bad_sure | (undecided & (ratios > 1))
+    pos = int(np.flatnonzero(is_bad)[np.argmax(ratios[is_bad])])
+    if pos not in errs:
+        evaluate(pos)
+    ratio, err = float(ratios[pos]), errs[pos]
+    problem = _problem(flat[pos], refs[pos], err, tols[pos], ratio, label(pos), bad, flat.size,
+                       what)
+    return Assessment(ratio, bad, flat.size, problem, max_ulps)
 
 
 def _ratio(c: float, ref: MPF, tol: MPF, dtype: DType) -> tuple[float, MPF | None]:

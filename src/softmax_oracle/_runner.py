@@ -1,17 +1,30 @@
-"""Running claims with Hypothesis: search, steer toward the worst error, shrink, record."""
+"""Running claims with Hypothesis: search, steer toward the worst error, shrink, record.
+
+``run_check`` runs claim by claim in this process, or (``jobs`` > 1) spreads them over worker
+processes: each worker runs a chunk of claims (one function's claims in one dtype) exactly as this
+process would -- same seed, same example database keys -- so the results are the same as a
+sequential run's, in the same order, and the progress callback is still called here.
+"""
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import copy
+import dataclasses
 import importlib.metadata
 import math
+import multiprocessing
+import os
+import pickle
 import platform
 import random
+import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -47,6 +60,7 @@ class Profile:
     database: bool = True
     fixed_seed: bool = False
     description: str = ""
+    vocab_size: int = 0  # language-model-sized rows for the reference claims (0: none)
 
 
 PROFILES: dict[str, Profile] = {
@@ -54,7 +68,9 @@ PROFILES: dict[str, Profile] = {
     "default": Profile("default", 60, 48, 6, description="the everyday run"),
     "ci": Profile("ci", 60, 48, 6, database=False, fixed_seed=True,
                   description="deterministic: fixed seed, no example database"),
-    "thorough": Profile("thorough", 400, 512, 16, description="long rows and many examples"),
+    "thorough": Profile("thorough", 400, 512, 16, vocab_size=262144,
+                        description="long rows, vocabulary-sized rows (32k to 256k logits) and "
+                                    "many examples"),
 }
 
 DATABASE_DIR = ".hypothesis/softmax-oracle"
@@ -101,6 +117,14 @@ def make_env(target: Target | None, dtype: DType, *, timeout: float = 30.0) -> t
     return Env(target, dtype, stable, accurate, timeout=timeout), flushes
 
 
+def _inputs(profile: Profile) -> Inputs:
+    """The sizes a claim's strategy may use under a profile."""
+    sizes: dict[str, int] = {"max_size": profile.max_size, "dense_size": profile.dense_size}
+    if "vocab_size" in {f.name for f in dataclasses.fields(Inputs)}:
+        sizes["vocab_size"] = profile.vocab_size
+    return Inputs(**sizes)
+
+
 def reproduce_command(target: str, claim: Claim, dtype: DType, level: str, profile: str,
                       seed: int) -> str:
     lvl = f" --level {level}" if level != "stable" else ""
@@ -114,7 +138,7 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
     """Search for a counterexample to one claim on one target and dtype."""
     dtype = env.dtype
     n_examples = max(5, round((max_examples or profile.max_examples) * claim.examples))
-    inputs = Inputs(max_size=profile.max_size, dense_size=profile.dense_size)
+    inputs = _inputs(profile)
     start = time.perf_counter()
     base = dict(claim_id=claim.id, target=target_name, dtype=dtype.name, level=level,
                 expected=claim.expect, seed=seed)
@@ -168,7 +192,8 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
 
     verdict, reason = "verified", ""
     try:
-        wrapped()
+        with _same_examples_in_every_process():
+            wrapped()
     except Refuted:
         verdict = "refuted"
     except _KitError as e:
@@ -191,6 +216,31 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
         worst=state.worst,
         reproduce=reproduce_command(target_name, claim, dtype, level, profile.name, seed)
         if verdict == "refuted" else "")
+
+
+@contextlib.contextmanager
+def _same_examples_in_every_process() -> Iterator[None]:
+    """Hypothesis now and then draws literal constants found in the source of whatever local
+    (non-installed) modules the process has imported. The same seed then gave different examples
+    in the CLI, the pytest plugin, a report worker or a parallel worker, whose imports differ.
+    During the kit's searches only Hypothesis's own fixed constants are drawn, so that a seed means
+    the same examples everywhere. (Private Hypothesis API: where it is missing, nothing to do.)"""
+    try:
+        from hypothesis.internal.conjecture import providers
+
+        empty = providers.Constants()
+        local = providers._get_local_constants
+        cache = providers.CONSTANTS_CACHE.cache
+    except (ImportError, AttributeError, TypeError):
+        yield
+        return
+    providers._get_local_constants = lambda: empty
+    cache.clear()  # it holds constants drawn from the local modules so far
+    try:
+        yield
+    finally:
+        providers._get_local_constants = local
+        cache.clear()
 
 
 def versions(target: Target | None = None) -> dict[str, str]:
@@ -217,12 +267,22 @@ def run_check(target: str | Any, *, dtypes: Sequence[str | DType] = ("float64",)
               level: str = "stable", claims: str | None = None, profile: str = "default",
               seed: int | None = None, max_examples: int | None = None, timeout: float = 30.0,
               include_math: bool | None = None,
-              on_result: Callable[[ClaimResult, int, int], None] | None = None) -> CheckReport:
-    """Run the selected claims against a target for each dtype. See ``softmax_oracle.check``."""
+              on_result: Callable[[ClaimResult, int, int], None] | None = None,
+              jobs: int = 1) -> CheckReport:
+    """Run the selected claims against a target for each dtype. See ``softmax_oracle.check``.
+
+    ``jobs`` > 1 runs chunks of claims in that many worker processes. The results, and their
+    order, are those of a sequential run with the same seed; ``on_result`` is still called in
+    this process, as chunks finish. A target given as an object must then be picklable (the
+    functions of importable modules are); a name or a path always is. As with any use of
+    multiprocessing, a script that calls this with ``jobs`` > 1 needs the
+    ``if __name__ == "__main__":`` guard."""
     if level not in ("stable", "accurate"):
         raise ValueError(f"level={level!r}: use 'stable' or 'accurate'")
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r}: use one of {', '.join(PROFILES)}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r}: use 1 or more (1 runs everything in this process)")
     prof = PROFILES[profile]
     tgt = load_target(target)
     target_name = target if isinstance(target, str) else tgt.name
@@ -236,31 +296,148 @@ def run_check(target: str | Any, *, dtypes: Sequence[str | DType] = ("float64",)
         raise ValueError(f"--claim {claims!r} matches no claim at level {level!r}; "
                          f"see `softmax-oracle claims`")
     start = time.perf_counter()
-    results: list[ClaimResult] = []
     notes: list[str] = []
     total = len(chosen) * len(dts)
-    for dt in dts:
+    slots: list[ClaimResult | None] = [None] * total  # catalogue order, dtype by dtype
+    done = 0
+
+    def record(index: int, res: ClaimResult) -> None:
+        nonlocal done
+        slots[index] = res
+        done += 1
+        if on_result is not None:
+            on_result(res, done, total)
+
+    run = _Run(target_name, level, prof, seed, max_examples, timeout, os.getcwd(),
+               tuple(sys.path))
+    work: list[tuple[int, DType, Claim]] = []
+    envs: dict[str, Env] = {}
+    for d, dt in enumerate(dts):
         env = None
         if tgt.supports(dt.name):
             env, flushes = make_env(tgt, dt, timeout=timeout)
+            envs[dt.name] = env
             if flushes:
                 notes.append(f"{tgt.name} flushes subnormals to zero in {dt.name}: the absolute "
                              f"floor is the smallest normal number, {dt.rmin:.3g}")
-        for claim in chosen:
+        for c, claim in enumerate(chosen):
+            index = d * len(chosen) + c
             reason = applicable(claim, tgt)
             if not reason and env is None:
                 reason = f"the target does not support {dt.name}"
             if reason:
-                res = ClaimResult(claim.id, target_name, dt.name, level, "not_applicable",
-                                  claim.expect, seed=seed, reason=reason)
+                record(index, ClaimResult(claim.id, target_name, dt.name, level,
+                                          "not_applicable", claim.expect, seed=seed,
+                                          reason=reason))
+            elif jobs == 1:
+                record(index, run.claim(claim, envs[dt.name]))
             else:
-                assert env is not None
-                res = run_claim(claim, env, target_name=target_name, level=level, profile=prof,
-                                seed=seed, max_examples=max_examples)
-            results.append(res)
-            if on_result is not None:
-                on_result(res, len(results), total)
+                work.append((index, dt, claim))
+    if work:
+        _run_parallel(_picklable(target, tgt), work, jobs, run, record)
+    assert all(r is not None for r in slots)
     return CheckReport(target=target_name, target_version=tgt.version, level=level,
                        profile=profile, seed=seed, dtypes=tuple(d.name for d in dts),
-                       results=tuple(results), seconds=time.perf_counter() - start,
-                       versions=versions(tgt), notes=tuple(notes))
+                       results=tuple(r for r in slots if r is not None),
+                       seconds=time.perf_counter() - start, versions=versions(tgt),
+                       notes=tuple(notes))
+
+
+# ================================================================================ parallel runs
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Everything about a check run that a worker needs besides the target and the claims."""
+
+    target_name: str
+    level: str
+    profile: Profile
+    seed: int
+    max_examples: int | None
+    timeout: float
+    cwd: str = ""  # where relative paths (a target file, the example database) resolve
+    sys_path: tuple[str, ...] = ()
+
+    def claim(self, claim: Claim, env: Env) -> ClaimResult:
+        return run_claim(claim, env, target_name=self.target_name, level=self.level,
+                         profile=self.profile, seed=self.seed, max_examples=self.max_examples)
+
+
+def _picklable(target: str | Any, tgt: Target) -> Any:
+    """What a worker loads the target from: its name or path, an importable module's name, or
+    the object itself when it pickles."""
+    if isinstance(target, str):
+        return target
+    if isinstance(target, ModuleType) and target.__name__ != "__main__":
+        return target.__name__
+    try:
+        pickle.dumps(target)
+    except Exception as e:
+        raise ValueError(f"jobs > 1 needs a target that worker processes can load: give it by "
+                         f"name or path, or as a picklable object ({tgt.name}: "
+                         f"{type(e).__name__}: {e}); or use jobs=1") from None
+    return target
+
+
+def _chunks(work: Sequence[tuple[int, DType, Claim]]) -> list[list[tuple[int, DType, Claim]]]:
+    """One chunk per dtype and function (a mathematics claim alone), the longest first."""
+    groups: dict[tuple[str, str], list[tuple[int, DType, Claim]]] = {}
+    for item in work:
+        _, dt, claim = item
+        key = (dt.name, claim.id if claim.kind == "mathematics" else claim.function)
+        groups.setdefault(key, []).append(item)
+
+    def cost(chunk: list[tuple[int, DType, Claim]]) -> float:
+        return sum(c.examples * (12.0 if c.kind == "mathematics" else 1.0) for _, _, c in chunk)
+
+    return sorted(groups.values(), key=cost, reverse=True)
+
+
+def _run_chunk(spec: Any, dtype: str, items: list[tuple[int, str]], run: _Run
+               ) -> list[tuple[int, ClaimResult]]:
+    """In a worker: the claims of one chunk, each as run_check would run it."""
+    from .claims import get_claim
+
+    os.chdir(run.cwd)
+    sys.path[:] = [p for p in run.sys_path if p not in sys.path] + sys.path
+    tgt = load_target(spec)
+    dt = get_dtype(dtype)
+    env, _ = make_env(tgt, dt, timeout=run.timeout)
+    return [(index, run.claim(get_claim(cid), env)) for index, cid in items]
+
+
+def _mp_context() -> Any:
+    """forkserver where there is one (workers never inherit a parent's framework state), with
+    the kit preloaded so that workers start without importing it again."""
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    with contextlib.suppress(Exception):
+        ctx.set_forkserver_preload(["softmax_oracle._runner"])
+    return ctx
+
+
+def _run_parallel(spec: Any, work: Sequence[tuple[int, DType, Claim]], jobs: int, run: _Run,
+                  record: Callable[[int, ClaimResult], None]) -> None:
+    chunks = _chunks(work)
+    with cf.ProcessPoolExecutor(min(jobs, len(chunks)), mp_context=_mp_context()) as pool:
+        futures = {pool.submit(_run_chunk, spec, chunk[0][1].name,
+                               [(i, c.id) for i, _, c in chunk], run): chunk for chunk in chunks}
+        try:
+            for fut in cf.as_completed(futures):
+                chunk = futures[fut]
+                try:
+                    results = fut.result()
+                except Exception as e:  # a worker died (a crash in the target) or failed
+                    reason = (f"the worker process running these claims failed "
+                              f"({type(e).__name__}: {e}); run them with jobs=1 to see why")
+                    results = [(i, ClaimResult(c.id, run.target_name, dt.name, run.level,
+                                               "error", c.expect, seed=run.seed, reason=reason))
+                               for i, dt, c in chunk]
+                for index, res in results:
+                    record(index, res)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise

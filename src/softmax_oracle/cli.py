@@ -147,7 +147,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     try:
         report = run_check(args.target, dtypes=dtypes, level=args.level, claims=args.claim,
                            profile=args.profile, seed=args.seed, max_examples=args.max_examples,
-                           timeout=args.timeout, on_result=progress)
+                           timeout=args.timeout, on_result=progress, jobs=args.jobs)
     except TargetError as e:
         progress.close()
         print(f"softmax-oracle: error: {e}", file=sys.stderr)
@@ -202,6 +202,52 @@ def _cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import run_report, save_report, summary_text
+
+    try:
+        dtypes = parse_dtypes(args.dtype)
+    except DTypeError as e:
+        print(f"softmax-oracle: error: --dtype: {e}", file=sys.stderr)
+        return 2
+    if args.jobs is not None and args.jobs < 1:
+        print(f"softmax-oracle: error: --jobs {args.jobs}: use 1 or more (1 runs everything in "
+              f"this process)", file=sys.stderr)
+        return 2
+    try:
+        data = run_report(args.targets or None, dtypes=[d.name for d in dtypes],
+                          level=args.level, claims=args.claim, profile=args.profile,
+                          seed=args.seed, jobs=args.jobs, timeout=args.timeout,
+                          progress=False if args.quiet else None)
+    except ValueError as e:
+        print(f"softmax-oracle: error: {e}", file=sys.stderr)
+        return 2
+    for skipped in data.skipped:
+        if skipped.target in (args.targets or ()):
+            print(f"softmax-oracle: warning: skipped target {skipped.target!r}: "
+                  f"{skipped.reason}", file=sys.stderr)
+    if not data.targets:
+        print("softmax-oracle: error: no target could be loaded; nothing to report",
+              file=sys.stderr)
+        return 2
+    paths = save_report(data, args.out)
+    print(summary_text(data))
+    print(f"wrote {paths['html']}, {paths['markdown']} and {paths['json']}")
+    return 0
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import DiffError, diff_files
+
+    try:
+        diff = diff_files(args.old, args.new, factor=args.factor)
+    except (DiffError, ValueError) as e:
+        print(f"softmax-oracle: error: {e}", file=sys.stderr)
+        return 2
+    print(diff.format())
+    return 1 if diff.worse else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="softmax-oracle",
@@ -232,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="per-call deadline: a call running longer refutes the claim "
                         "(default: %(default)s)")
+    c.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="worker processes to spread the claims over; the results are those of "
+                        "a sequential run (default: %(default)s)")
     c.add_argument("--json", metavar="PATH", help="also write the result records as JSON")
     c.add_argument("-v", "--verbose", action="store_true", help="one line per claim")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress line")
@@ -245,6 +294,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("targets", help="list the built-in targets and whether they are installed")
     t.set_defaults(func=_cmd_targets)
+
+    from .report import DEFAULT_TARGETS
+
+    r = sub.add_parser(
+        "report", help="run every claim against every target; write an HTML, Markdown and JSON "
+                       "report",
+        description="Run every claim against every target and dtype, in parallel processes, and "
+                    "write DIR/index.html (one self-contained page), DIR/report.md and "
+                    "DIR/results.json. Exit 0 once the report is written, whatever the verdicts; "
+                    "2: usage error, or no target could be loaded.")
+    r.add_argument("targets", nargs="*", metavar="TARGET",
+                   help="the targets to report on (default: " + ", ".join(DEFAULT_TARGETS)
+                        + "; a framework that is not installed is listed as skipped); "
+                        + _TARGET_HELP)
+    r.add_argument("--out", metavar="DIR", default="softmax-oracle-report",
+                   help="output directory (default: %(default)s)")
+    r.add_argument("--dtype", default="float64,float32",
+                   help="comma-separated dtypes (default: %(default)s)")
+    r.add_argument("--profile", choices=("quick", "default", "ci", "thorough"),
+                   default="default", help="search effort (default: %(default)s)")
+    r.add_argument("--level", choices=("stable", "accurate"), default="stable",
+                   help="stable (default) or accurate: also the condition-scaled claims")
+    r.add_argument("--claim", metavar="PATTERN",
+                   help="only these claims: ids or globs, comma-separated")
+    r.add_argument("--seed", type=int, help="random seed, the same for every target "
+                                            "(default: random, recorded in the report)")
+    r.add_argument("--jobs", type=int, metavar="N",
+                   help="worker processes (default: the number of CPUs; 1: run in this process)")
+    r.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="per-call deadline (default: %(default)s)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    r.set_defaults(func=_cmd_report)
+
+    d = sub.add_parser(
+        "diff", help="what changed between two report results.json files",
+        description="Compare two results.json files written by `softmax-oracle report`: claims "
+                    "that became refuted or verified, accuracy that got worse, targets and claims "
+                    "added or removed. Exit 0: no regression; 1: something got worse; 2: a file "
+                    "cannot be read or the schema versions differ.")
+    d.add_argument("old", metavar="OLD.json")
+    d.add_argument("new", metavar="NEW.json")
+    d.add_argument("--factor", type=float, default=2.0,
+                   help="a verified claim whose worst error/budget grew by more than this factor "
+                        "is a regression (default: %(default)s)")
+    d.set_defaults(func=_cmd_diff)
     return p
 
 

@@ -461,6 +461,7 @@ class _Layout:
     n: int
     pos: int
     axis: int
+    sparse: bool = False  # vocabulary-sized rows only: one value but a few (_make_sparse)
 
     @property
     def rows(self) -> int:
@@ -497,14 +498,15 @@ def _check_vocab(vocab_size: int) -> int:
 
 
 def _draw_vocab_layout(draw: Draw, vocab_size: int, batches: bool) -> _Layout:
-    """One or two rows of VOCAB_MIN..vocab_size entries along any axis."""
+    """One or two rows of VOCAB_MIN..vocab_size entries along any axis, maybe sparse."""
+    sparse = bool(draw(st.booleans()))
     sizes = [v for v in VOCAB_SIZES if v <= vocab_size]
     n = int(draw(st.one_of(st.sampled_from(sizes), st.integers(VOCAB_MIN, vocab_size))))
     other = (int(draw(st.integers(1, 2))),) if batches and draw(st.booleans()) else ()
     ndim = len(other) + 1
     pos = ndim - 1 - int(draw(st.integers(0, ndim - 1)))
     axis = pos if draw(st.booleans()) else pos - ndim
-    return _Layout(other, n, pos, axis)
+    return _Layout(other, n, pos, axis, sparse)
 
 
 def _make_sparse(g: _Gen, z: Array) -> Array:
@@ -598,7 +600,7 @@ def _draw_logits(
             if name in chosen and name != "lse_zero" and (layout.n > 1 or name == "offset"):
                 z = _MODIFY[name](g, z)
                 tags.append(name)
-        if layout.n >= VOCAB_MIN and base != "lse_zero" and draw(st.booleans()):
+        if layout.sparse and base != "lse_zero":
             z = _make_sparse(g, z)
             tags.append("sparse")
         if masks and draw(st.booleans()):
