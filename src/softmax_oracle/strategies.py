@@ -788,7 +788,8 @@ def _targets(g: _Gen, z: Array, kind: str) -> tuple[Array, tuple[str, ...]]:
 
 
 def _fit_targets(dtype: DType, z: Array, n: Array, kind: str) -> Array:
-    """Cast targets to the format, keeping sum(n) * max|z| < r_max / 4 per row (and sum != 1)."""
+    """Cast targets to the format, keeping sum(n) and sum(n) * max|z| below r_max / 4 per row
+    (and sum != 1)."""
     lim = _limits(dtype)
     # (1 + 4u): room for the rounding of logits that are computed in the format (dense layers)
     zmax = np.max(np.where(np.isfinite(z), np.abs(z), 0.0), axis=-1) * (1 + 4 * dtype.u)
@@ -799,7 +800,8 @@ def _fit_targets(dtype: DType, z: Array, n: Array, kind: str) -> Array:
         if kind == "unnormalised" and np.any(sums == 1.0):
             n = np.where((sums == 1.0)[:, None], 2 * n, n)
             continue
-        if np.all(sums * zmax < lim.rmax / 4):
+        # sum(n) itself is formed in the format by dC/dz = a sum(n) - n: it must fit too.
+        if np.all(sums * zmax < lim.rmax / 4) and np.all(sums < lim.rmax / 4):
             return cast
         n = n / 10.0  # only unnormalised targets can get here
 
