@@ -22,10 +22,10 @@ default.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import contextlib
 import dataclasses
 import importlib.metadata
+import json
 import os
 import platform
 import statistics
@@ -46,7 +46,7 @@ from softmax_oracle.targets import TargetError, builtin_numpy, load_target
 from softmax_oracle.zoo import ZOO, ZooMember, as_target
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _docfile import provenance, splice
+from _shared import provenance, run_forked, splice
 
 __all__ = ["conventional_test", "false_alarms", "first_counterexample"]
 
@@ -181,13 +181,29 @@ def conventional_test(member: ZooMember) -> str:
 # --- running and reporting -----------------------------------------------------------------------
 
 
-def _job(args: tuple[str, Any, str, int | None]) -> dict[str, Any]:
-    kind, what, profile, max_examples = args
+def _job(job: tuple[str, Any, str, int | None]) -> dict[str, Any]:
+    kind, what, profile, max_examples = job
     if kind == "zoo":
         name, seed = what
         return first_counterexample(_BY_NAME[name], seed, profile, max_examples)
     target, seed, dtypes = what
     return false_alarms(target, seed, dtypes, profile, max_examples)
+
+
+def _failed(job: tuple[str, Any, str, int | None], why: str) -> dict[str, Any]:
+    """The record of a job whose process raised or died: an error, never a verdict."""
+    kind, what = job[0], job[1]
+    if kind == "zoo":
+        member = _BY_NAME[what[0]]
+        return {"member": member.name, "seed": what[1], "claims": [
+            {"claim": c, "verdict": "error", "first_example": None, "first_seconds": None,
+             "examples": 0, "seconds": 0.0, "problem": f"the run {why}"}
+            for c in member.refuted_by]}
+    return {"target": what[0], "seed": what[1], "crashed": why}
+
+
+def _job_key(job: tuple[str, Any, str, int | None]) -> str:
+    return json.dumps(job)
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -237,7 +253,8 @@ def _fmt(x: float | None, spec: str) -> str:
 
 def render(members: Sequence[ZooMember], summaries: Sequence[dict[str, Any]],
            baseline: dict[str, str], alarms: Sequence[dict[str, Any]], *, command: str,
-           profile: str, seeds: Sequence[int], wall: float, load: tuple[float, float]) -> str:
+           profile: str, seeds: Sequence[int], wall: float, load: tuple[float, float],
+           reused: int = 0) -> str:
     n_seeds = len(seeds)
     always = [s for s in summaries if len(s["refuted_seeds"]) == len(s["seeds"])]
     escaped = [s for s in summaries if len(s["refuted_seeds"]) < len(s["seeds"])]
@@ -248,7 +265,9 @@ def render(members: Sequence[ZooMember], summaries: Sequence[dict[str, Any]],
     secs = [s["first_seconds"] for s in summaries if s["first_seconds"] is not None]
     cores = os.cpu_count()
     lines = [
-        f"Produced by `{command}`: {wall:.0f} s wall on {cores} cores "
+        f"Produced by `{command}`: {wall:.0f} s wall"
+        + (f" (and {reused} jobs reused from an interrupted run)" if reused else "")
+        + f" on {cores} cores "
         f"({platform.machine()}, {platform.system()}), {_versions()}. "
         f"Load average {load[0]:.1f} at the start and {load[1]:.1f} at the end"
         + (f" (above the {cores} cores: other work shared the machine, so the seconds are "
@@ -261,8 +280,8 @@ def render(members: Sequence[ZooMember], summaries: Sequence[dict[str, Any]],
         f"median seconds: {_fmt(_median(secs), '.2f')} "
         f"(largest {_fmt(max(secs, default=None), '.2f')}).",
         "",
-        f"**Conventional test:** {len(caught)} of {len(members)} members fail it; "
-        f"{len(kit_only)} are caught only by the kit.",
+        f"**Conventional test:** {len(caught)} of {len(members)} members fail it; caught only "
+        f"by the kit: {len(kit_only)}.",
         "",
     ]
     if escaped:
@@ -305,9 +324,12 @@ def render(members: Sequence[ZooMember], summaries: Sequence[dict[str, Any]],
             by_target.setdefault(run["target"], []).append(run)
         details = []
         for target, runs in by_target.items():
-            done = [r for r in runs if "skipped" not in r]
+            done = [r for r in runs if "skipped" not in r and "crashed" not in r]
+            details += [f"- {target} seed {r['seed']}: the run {r['crashed']} (no verdicts)"
+                        for r in runs if "crashed" in r]
             if not done:
-                lines.append(f"| {target} | skipped: {runs[0]['skipped']} | | | | |")
+                why = runs[0].get("skipped") or "every run failed"
+                lines.append(f"| {target} | skipped: {why} | | | | |")
                 continue
             bad = [(r["seed"], b) for r in done for b in r["bad"]]
             lines.append(f"| {target} | {','.join(str(r['seed']) for r in done)} "
@@ -320,6 +342,14 @@ def render(members: Sequence[ZooMember], summaries: Sequence[dict[str, Any]],
     return "\n".join(lines) + "\n"
 
 
+def _parse_seeds(spec: str) -> list[int]:
+    seeds: list[int] = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        low, _, high = item.partition("-")
+        seeds += range(int(low), int(high or low) + 1)
+    return seeds
+
+
 def _parse_alarm_targets(spec: str) -> list[tuple[str, int]]:
     out = []
     for item in filter(None, (s.strip() for s in spec.split(","))):
@@ -330,7 +360,7 @@ def _parse_alarm_targets(spec: str) -> list[tuple[str, int]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", default="1", help="seeds for the zoo runs, e.g. 1,2,3,4,5")
+    p.add_argument("--seeds", default="1", help="seeds for the zoo runs, e.g. 1,2,3 or 1-20")
     p.add_argument("--members", default="", help="comma-separated zoo members (default: all)")
     p.add_argument("--profile", default="default")
     p.add_argument("--max-examples", type=int, default=None,
@@ -341,23 +371,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--alarm-dtypes", default="float64,float32,float16,bfloat16")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", default="-", help="Markdown file whose detection part is rewritten")
+    p.add_argument("--raw", help="append each job's result to this JSON-lines file")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the results already in --raw (after an interrupted run)")
     a = p.parse_args(argv)
-    seeds = [int(s) for s in a.seeds.split(",")]
+    seeds = _parse_seeds(a.seeds)
     members = [_BY_NAME[n] for n in a.members.split(",")] if a.members else list(ZOO)
     alarm_targets = _parse_alarm_targets(a.alarm_targets)
-    command = "python benchmarks/detection.py " + " ".join(
-        sys.argv[1:] if argv is None else list(argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    for flag, takes_value in (("--raw", True), ("--resume", False)):  # not part of the result
+        if flag in args:
+            i = args.index(flag)
+            del args[i:i + 1 + takes_value]
+    command = "python benchmarks/detection.py " + " ".join(args)
     jobs = [("zoo", (m.name, s), a.profile, a.max_examples) for m in members for s in seeds]
     jobs += [("alarm", (t, s, a.alarm_dtypes.split(",")), a.profile, a.max_examples)
              for t, count in alarm_targets for s in range(1, count + 1)]
+    saved: dict[str, dict[str, Any]] = {}
+    if a.raw and a.resume and os.path.exists(a.raw):
+        with open(a.raw, encoding="utf-8") as f:
+            for line in f:
+                entry = json.loads(line)
+                saved[entry["job"]] = entry["result"]
+    todo = [job for job in jobs if _job_key(job) not in saved]
+
+    def keep(job: tuple[str, Any, str, int | None], result: dict[str, Any]) -> None:
+        saved[_job_key(job)] = result
+        if a.raw:
+            with open(a.raw, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"job": _job_key(job), "result": result}) + "\n")
+
+    provenance()  # the state of the checkout when the run starts
     load_start = os.getloadavg()[0]
     start = time.perf_counter()
     if a.jobs > 1:
-        with cf.ProcessPoolExecutor(a.jobs) as pool:
-            results = list(pool.map(_job, jobs))
+        run_forked(_job, todo, jobs=a.jobs, failed=_failed, done=keep)
     else:  # in this process
-        results = [_job(job) for job in jobs]
+        for job in todo:
+            keep(job, _job(job))
     wall = time.perf_counter() - start
+    results = [saved[_job_key(job)] for job in jobs]
     load_end = os.getloadavg()[0]
     zoo_runs = [r for r in results if "member" in r]
     alarms = [{**r, "dtypes": a.alarm_dtypes} for r in results if "target" in r]
@@ -365,13 +418,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                  for m in members]
     baseline = {m.name: conventional_test(m) for m in members}
     text = render(members, summaries, baseline, alarms, command=command.strip(),
-                  profile=a.profile, seeds=seeds, wall=wall, load=(load_start, load_end))
+                  profile=a.profile, seeds=seeds, wall=wall, load=(load_start, load_end),
+                  reused=len(jobs) - len(todo))
     if a.out == "-":
         sys.stdout.write(text)
     else:
         splice(a.out, "detection", text, "Detection power")
     missed = any(len(s["refuted_seeds"]) < len(seeds) for s in summaries)
-    alarmed = any(r.get("bad") for r in alarms)
+    alarmed = any(r.get("bad") or r.get("crashed") for r in alarms)
     return 1 if missed or alarmed else 0
 
 

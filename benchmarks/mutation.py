@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import importlib.metadata
 import importlib.util
 import os
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _docfile import provenance, splice
+from _shared import provenance, run_forked, splice
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "src",
                       "softmax_oracle", "targets", "builtin_numpy.py")
@@ -307,55 +308,27 @@ def run_mutant(mutant: Mutant, profile: str = "ci", seed: int | None = None,
     return out
 
 
-def _child(conn: Any, mutant: Mutant, kwargs: dict[str, Any]) -> None:
-    try:
-        conn.send(run_mutant(mutant, **kwargs))
-    except BaseException as e:  # reported, not lost with the process
-        conn.send({"index": mutant.index, "killed": False, "by": "", "seconds": 0.0,
-                   "problem": f"driver error: {type(e).__name__}: {e}", "driver_error": True})
-    finally:
-        conn.close()
-
-
 def run_all(selected: Sequence[Mutant], *, jobs: int, limit: float,
             **kwargs: Any) -> list[dict[str, Any]]:
     """Run mutants in forked processes, ``jobs`` at a time. A mutant still running after
     ``limit`` seconds is stopped and counted as killed by a timeout (a hang that the per-call
-    deadline turned into a long series of refutations while shrinking)."""
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
+    deadline turned into a long series of refutations while shrinking); one that crashes the
+    process counts as killed too."""
 
-    ctx = mp.get_context("fork")
-    pending = list(selected)
-    running: dict[Any, tuple[Any, Mutant, float]] = {}
-    results: dict[int, dict[str, Any]] = {}
-    while pending or running:
-        while pending and len(running) < jobs:
-            mutant = pending.pop(0)
-            parent, child = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(child, mutant, kwargs), daemon=True)
-            proc.start()
-            child.close()
-            running[parent] = (proc, mutant, time.perf_counter())
-        for conn in wait(list(running), timeout=1.0):
-            proc, mutant, _ = running.pop(conn)  # type: ignore[index]
-            try:
-                results[mutant.index] = conn.recv()  # type: ignore[union-attr]
-            except EOFError:  # the process died (e.g. out of memory)
-                results[mutant.index] = {"index": mutant.index, "killed": True, "by": "crash",
-                                         "problem": f"exit code {proc.join() or proc.exitcode}",
-                                         "seconds": 0.0}
-            proc.join()
-        now = time.perf_counter()
-        for conn, (proc, mutant, started) in list(running.items()):
-            if now - started > limit:
-                proc.kill()
-                proc.join()
-                del running[conn]
-                results[mutant.index] = {"index": mutant.index, "killed": True, "by": "timeout",
-                                         "problem": f"still running after {limit:.0f} s",
-                                         "seconds": now - started}
-    return [results[m.index] for m in selected]
+    def failed(mutant: Mutant, why: str) -> dict[str, Any]:
+        if why.startswith("raised"):  # the driver's own failure: reported, never a kill
+            return {"index": mutant.index, "killed": False, "by": "", "problem": why,
+                    "seconds": 0.0, "driver_error": True}
+        timeout = why.startswith("timeout")
+        return {"index": mutant.index, "killed": True, "by": "timeout" if timeout else "crash",
+                "problem": why, "seconds": limit if timeout else 0.0}
+
+    return run_forked(functools.partial(_run_one, kwargs=kwargs), selected, jobs=jobs,
+                      failed=failed, limit=limit)
+
+
+def _run_one(mutant: Mutant, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return run_mutant(mutant, **kwargs)
 
 
 # --- classification of survivors and the report --------------------------------------------------
@@ -513,6 +486,11 @@ def render(all_mutants: Sequence[Mutant], results: Sequence[dict[str, Any]],
                 m = by_index[r["index"]]
                 lines.append(f"- #{m.index} {m.function}, line {m.line} ({m.operator}): "
                              f"{_cell(m.before)} → {_cell(m.after)}, by `{c['by']}`")
+    errors = [r for r in results if r.get("driver_error")]
+    if errors:
+        lines += ["", f"**{len(errors)} mutants could not be run** (the driver failed; counted "
+                  "as survivors):", ""]
+        lines += [f"- #{r['index']}: {r['problem']}" for r in errors]
     lines += ["", "Surviving mutants:", ""]
     if not still:
         lines.append("none")
@@ -555,6 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.argv[1:] if argv is None else list(argv))
     kwargs = {"profile": a.profile, "seed": a.seed, "max_examples": a.max_examples,
               "dtypes": a.dtypes.split(",")}
+    provenance()  # the state of the checkout when the run starts
     load_start = os.getloadavg()[0]
     start = time.perf_counter()
     with open(SOURCE, encoding="utf-8") as f:
@@ -582,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(text)
     else:
         splice(a.out, "mutation", text, "Mutation testing of the claims")
-    return 1 if control["killed"] else 0
+    return 1 if control["killed"] or any(r.get("driver_error") for r in results) else 0
 
 
 if __name__ == "__main__":
