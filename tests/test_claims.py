@@ -108,3 +108,49 @@ def test_seed_gradient_holds_where_its_precondition_holds_on_benign_inputs():
     ex2 = {**ex, "n": np.array([[0.0, 2.0, 0.0]])}
     with pytest.raises(softmax_oracle.Refuted):
         get_claim("cross_entropy_grad.any_targets").check(env, ex2)
+
+
+class _Broken:
+    """Small realistic mistakes the catalogue must catch, each beside a careful implementation."""
+
+    @staticmethod
+    def logsumexp(z, axis=-1):  # max-shifted, but +inf - +inf = NaN for a +inf logit
+        z = np.asarray(z)
+        m = np.max(z, axis=axis, keepdims=True)
+        m = np.where(np.isneginf(m), 0, m).astype(z.dtype)
+        return (np.squeeze(m, axis) + np.log(np.sum(np.exp(z - m), axis=axis))).astype(z.dtype)
+
+    @staticmethod
+    def softmax(z, axis=0):  # the default axis of scipy.special.softmax before 1.x: None/0
+        from softmax_oracle.targets import builtin_numpy
+        return builtin_numpy.softmax(z, axis=axis)
+
+    @staticmethod
+    def dense_grads(W, b, x, n):  # the mean over the batch: 0 / 0 for an empty batch
+        from softmax_oracle.targets import builtin_numpy
+        dW, db, dx = builtin_numpy.dense_grads(W, b, x, n)
+        rows = np.asarray(x).shape[0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.asarray(np.float64(rows) / np.float64(rows), dtype=dW.dtype)
+        return dW * scale, db * scale, dx
+
+
+@pytest.mark.parametrize("claim, needle", [
+    ("logsumexp.infinite_logits", "+inf logit"),
+    ("softmax.axis_and_batch", "defaults to axis=0"),
+    ("dense_grads.empty_batch", "must be zero for a batch of no rows"),
+])
+def test_edge_claims_refute_realistic_mistakes(claim, needle):
+    report = check(_Broken, dtypes=["float64"], claims=claim, profile="quick", seed=1)
+    (r,) = report.results
+    assert r.verdict == "refuted", claim
+    assert needle in r.shrunk.problem
+
+
+@pytest.mark.parametrize("target", ["numpy", "reference"])
+def test_edge_claims_hold_for_careful_implementations(target):
+    report = check(target, dtypes=["float64", "float32", "float16"],
+                   claims="logsumexp.infinite_logits,dense_grads.empty_batch,*.axis_and_batch",
+                   profile="quick", seed=2)
+    assert report.ok, [(r.claim_id, r.shrunk and r.shrunk.problem) for r in report.results
+                       if not r.as_expected]

@@ -41,6 +41,7 @@ _OPERATORS = {
     "odot": "⊙", "otimes": "⊗", "oplus": "⊕", "cdot": "⋅", "times": "×", "pm": "±", "mp": "∓",
     "mid": "∣", "setminus": "∖", "subset": "⊂", "subseteq": "⊆", "cup": "∪", "cap": "∩",
     "dots": "…", "ldots": "…", "cdots": "⋯", "colon": ":", "circ": "∘", "ll": "≪", "gg": "≫",
+    "exists": "∃", "forall": "∀",
 }
 
 _FENCES = {"langle": "⟨", "rangle": "⟩", "lvert": "|", "rvert": "|", "lVert": "‖",

@@ -18,6 +18,7 @@ Kinds:
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -428,6 +429,39 @@ def check_lse_masked(env: Env, ex: Example) -> float:
     return check_lse_ref(env, ex)
 
 
+def _with_pos_inf(dt: DType, inp: Inputs) -> st.SearchStrategy[Example]:
+    """Logits (perhaps masked) with one or more +inf entries in every row."""
+
+    def add(ex: Example) -> st.SearchStrategy[Example]:
+        def apply(args: tuple[int, float]) -> Example:
+            seed, share = args
+            z = ex["z"].copy()
+            moved = np.moveaxis(z, ex["axis"], -1)
+            rng = np.random.default_rng(seed)
+            if moved.shape[-1] == 0:
+                return ex
+            hit = rng.random(moved.shape) < share
+            first = rng.integers(0, moved.shape[-1], size=moved.shape[:-1])
+            np.put_along_axis(hit, first[..., None], True, axis=-1)
+            moved[hit] = np.inf
+            return {**ex, "z": z, "regime": (*ex.get("regime", ()), "pos_inf")}
+        return st.tuples(st.integers(0, 2**32 - 1), st.sampled_from((0.0, 0.3, 1.0))).map(apply)
+
+    return S.logits(dt, max_size=inp.max_size, masks=True, full_masks=False).flatmap(add)
+
+
+def check_lse_pos_inf(env: Env, ex: Example) -> float:
+    z, axis = ex["z"], ex["axis"]
+    out = env.call("logsumexp", z, axis=axis).reshape(-1)
+    rows = rows_of(z, axis)
+    for i in range(rows.shape[0]):
+        if out[i] != np.inf:
+            count = int(np.sum(np.isposinf(rows[i].astype(np.float64))))
+            raise Refuted(f"row {i} holds {count} +inf logit{'s' * (count != 1)}, so LSE is +inf;"
+                          f" got {float(out[i])!r}")
+    return 0.0
+
+
 def check_lse_finite(env: Env, ex: Example) -> float:
     z, axis = ex["z"], ex["axis"]
     out = env.call("logsumexp", z, axis=axis)
@@ -761,6 +795,22 @@ def _check_dense(which: int) -> Check:
     return check
 
 
+def _empty_batch(dt: DType, inp: Inputs) -> st.SearchStrategy[Example]:
+    return _dense(dt, inp).map(lambda ex: {**ex, "x": ex["x"][:0], "n": ex["n"][:0],
+                                           "regime": (*ex.get("regime", ()), "empty_batch")})
+
+
+def check_dense_empty(env: Env, ex: Example) -> float:
+    dW, db, _ = env.call("dense_grads", ex["W"], ex["b"], ex["x"], ex["n"])  # shapes checked
+    for name, g in (("dW", dW), ("db", db)):
+        if np.any(g != 0):
+            bad = int(np.argmax(g.reshape(-1) != 0))
+            raise Refuted(f"{name} must be zero for a batch of no rows (an empty sum); "
+                          f"{name} has {int(np.sum(g != 0))} nonzero entries, e.g. "
+                          f"{float(g.reshape(-1)[bad])!r}")
+    return 0.0
+
+
 # =============================================================================== contract
 
 
@@ -820,14 +870,42 @@ def _contract_shape_dtype(fname: str) -> Check:
     return check
 
 
+def _default_axis(env: Env, fname: str) -> int | None:
+    """The default of the target's ``axis`` parameter, or None when it has none (the caller must
+    pass it) or the signature cannot be read."""
+    assert env.target is not None
+    try:
+        param = inspect.signature(env.target.functions[fname]).parameters.get("axis")
+    except (TypeError, ValueError):
+        return None
+    if param is None or param.default is inspect.Parameter.empty:
+        return None
+    return param.default if isinstance(param.default, int) else None
+
+
 def _contract_axis(fname: str) -> Check:
-    """Batched along any axis equals row by row (each 1-D row with axis=-1), within budgets."""
+    """Batched along any axis equals row by row (each 1-D row with axis=-1), within budgets; and
+    where the target gives ``axis`` a default, the default is the protocol's -1."""
 
     def check(env: Env, ex: Example) -> float:
         z, axis = ex["z"], ex["axis"]
         extra = "v" if fname == "softmax_vjp" else ("n" if "n" in ex else None)
         args = (z,) if extra is None else (z, ex[extra])
+        default = _default_axis(env, fname)
+        if default is not None and default != -1 and default % z.ndim != z.ndim - 1:
+            raise Refuted(f"{fname} defaults to axis={default}; the protocol's default is the "
+                          f"last axis, axis=-1")
         batched = env.call(fname, *args, axis=axis)
+        if default is not None and axis % z.ndim == z.ndim - 1:
+            from ._call import _as_float
+
+            expected = batched.shape
+            plain = _as_float(f"{fname}() without axis", env.call_raw(fname, *args), expected)
+            same = (plain == batched) | (np.isnan(plain) & np.isnan(batched))
+            if not np.all(same):
+                raise Refuted(f"{fname}(z) without axis differs from {fname}(z, axis={axis}) in "
+                              f"{int(np.sum(~same))} of {same.size} elements; its default "
+                              f"axis={default} must mean the last axis")
         reduce = fname in ("logsumexp", "cross_entropy")
         zr = rows_of(z, axis)
         er = rows_of(ex[extra], axis) if extra else None
@@ -1148,6 +1226,11 @@ _NUMERIC: list[Claim] = [
           "-inf entries are ignored, and an all -inf row gives -inf",
           r"\mathrm{LSE}(z) = \mathrm{LSE}(z_{z_j > -\infty})", ("logsumexp",), _SRC_STD,
           lambda dt, inp: _with_mask(dt, inp, full=True), check_lse_masked),
+    Claim("logsumexp.infinite_logits",
+          "a row holding +inf logits has LSE = +inf (also with two or more, or -inf beside them)",
+          r"\exists j: z_j = +\infty \Rightarrow \mathrm{LSE}(z) = +\infty", ("logsumexp",),
+          "limit of the definition; scipy, torch and jax agree", _with_pos_inf,
+          check_lse_pos_inf),
     Claim("logsumexp.finite_for_huge_logits", "log-sum-exp never overflows for finite logits",
           r"z \in \mathbb{F}^n \Rightarrow \widehat{\mathrm{LSE}}(z) \in \mathbb{F}",
           ("logsumexp",), _SRC_BHH, _logits(regimes=("overflow", "underflow", "offset")),
@@ -1259,6 +1342,11 @@ _NUMERIC: list[Claim] = [
     Claim("dense_grads.db", "db = sum over rows of (a sum(n) - n)",
           r"\partial L/\partial b = \sum_b \delta_b", ("dense_grads",),
           "seed section 2.3, corrected", _dense, _check_dense(1)),
+    Claim("dense_grads.empty_batch",
+          "a batch of no rows gives dW = 0 and db = 0 (empty sums) and an empty dx",
+          r"B = 0 \Rightarrow \partial L/\partial W = 0,\ \partial L/\partial b = 0",
+          ("dense_grads",), "empty sum; torch and jax agree", _empty_batch, check_dense_empty,
+          kind="contract", examples=0.1),
     Claim("dense_grads.dx", "dx = (a sum(n) - n) W for each row",
           r"\partial L/\partial x_b = W^\top \delta_b", ("dense_grads",),
           "seed section 2.3, corrected", _dense, _check_dense(2)),
@@ -1281,7 +1369,8 @@ def _contract_claims() -> list[Claim]:
             batched = _logits(batches=True) if fname in ("softmax", "log_softmax",
                                                          "logsumexp") else strat
             out.append(Claim(f"{fname}.axis_and_batch",
-                             f"{fname} honours axis: batched along any axis equals row by row",
+                             f"{fname} honours axis: batched along any axis equals row by "
+                             f"row, and a default axis is the last one",
                              r"f(Z, \mathrm{axis}=k)_{\dots} = f(Z_{\dots,:,\dots})", (fname,),
                              _SRC_CONTRACT, batched, _contract_axis(fname), kind="contract",
                              examples=0.5))

@@ -165,6 +165,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_claims(args: argparse.Namespace) -> int:
+    if args.markdown:
+        if args.claim:
+            print("softmax-oracle: error: --markdown writes the whole catalogue; leave out "
+                  "--claim", file=sys.stderr)
+            return 2
+        from .catalogue import render_markdown
+
+        print(render_markdown())
+        return 0
     kinds = ("numerical", "contract", "mathematics")
     chosen = select(args.claim, level="accurate", kinds=kinds) if args.claim else list(CLAIMS)
     for c in chosen:
@@ -290,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--claim", metavar="PATTERN", help="only these claims")
     cl.add_argument("-v", "--verbose", action="store_true",
                     help="with sources, preconditions and LaTeX")
+    cl.add_argument("--markdown", action="store_true",
+                    help="the whole catalogue as Markdown (as in docs/claims.md)")
     cl.set_defaults(func=_cmd_claims)
 
     t = sub.add_parser("targets", help="list the built-in targets and whether they are installed")
