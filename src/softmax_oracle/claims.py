@@ -45,6 +45,7 @@ class Inputs:
 
     max_size: int = 64
     dense_size: int = 8
+    vocab_size: int = 0  # rows up to this long now and then, for the claims that opt in
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,11 @@ def _exact_rows(values: np.ndarray) -> bool:
 # =============================================================================== strategies
 
 
-def _logits(**kw: Any) -> Callable[[DType, Inputs], st.SearchStrategy[Example]]:
-    return lambda dt, inp: S.logits(dt, max_size=inp.max_size, **kw)
+def _logits(vocab: bool = False, **kw: Any) -> Callable[[DType, Inputs],
+                                                       st.SearchStrategy[Example]]:
+    """Logits; with ``vocab``, vocabulary-sized rows too where the profile asks for them."""
+    return lambda dt, inp: S.logits(dt, max_size=inp.max_size,
+                                    vocab_size=inp.vocab_size if vocab else 0, **kw)
 
 
 def _with_mask(dt: DType, inp: Inputs, full: bool = False) -> st.SearchStrategy[Example]:
@@ -173,16 +177,20 @@ def _with_perm(dt: DType, inp: Inputs) -> st.SearchStrategy[Example]:
 
 def _focused(**kw: Any) -> Callable[[DType, Inputs], st.SearchStrategy[Example]]:
     """Any logits, or (as often) the regimes where accuracy is lost: LSE near zero (e.g.
-    [0, -40]) and one dominant logit, where log(1 + s) must be log1p(s)."""
+    [0, -40]) and one dominant logit, where log(1 + s) must be log1p(s). Vocabulary-sized rows
+    where the profile asks for them."""
     return lambda dt, inp: st.one_of(
-        S.logits(dt, max_size=inp.max_size, **kw),
-        S.logits(dt, max_size=inp.max_size, regimes=("lse_zero", "dominant"), **kw))
+        S.logits(dt, max_size=inp.max_size, vocab_size=inp.vocab_size, **kw),
+        S.logits(dt, max_size=inp.max_size, regimes=("lse_zero", "dominant"),
+                 vocab_size=inp.vocab_size, **kw))
 
 
 def _focused_targets(dt: DType, inp: Inputs) -> st.SearchStrategy[Example]:
-    return st.one_of(S.logits_and_targets(dt, max_size=inp.max_size, masks=False),
+    return st.one_of(S.logits_and_targets(dt, max_size=inp.max_size, masks=False,
+                                          vocab_size=inp.vocab_size),
                      S.logits_and_targets(dt, max_size=inp.max_size, masks=False,
-                                          regimes=("lse_zero", "dominant")))
+                                          regimes=("lse_zero", "dominant"),
+                                          vocab_size=inp.vocab_size))
 
 
 def _zero_targets_at_masks(dt: DType, ex: Example) -> st.SearchStrategy[Example]:
@@ -202,8 +210,11 @@ def _zero_targets_at_masks(dt: DType, ex: Example) -> st.SearchStrategy[Example]
     return st.tuples(st.booleans(), st.integers(0, 2**32 - 1)).map(make)
 
 
-def _targets(**kw: Any) -> Callable[[DType, Inputs], st.SearchStrategy[Example]]:
-    return lambda dt, inp: S.logits_and_targets(dt, max_size=inp.max_size, **kw)
+def _targets(vocab: bool = False, **kw: Any) -> Callable[[DType, Inputs],
+                                                        st.SearchStrategy[Example]]:
+    """Logits and targets; with ``vocab``, vocabulary-sized rows where the profile asks."""
+    return lambda dt, inp: S.logits_and_targets(
+        dt, max_size=inp.max_size, vocab_size=inp.vocab_size if vocab else 0, **kw)
 
 
 def _cotangents(dt: DType, inp: Inputs) -> st.SearchStrategy[Example]:
@@ -1182,7 +1193,7 @@ _NUMERIC: list[Claim] = [
           "g_j expm1(2u(2 gap_j + n + 2μ + (1+μ) ln n + 1)) + 2Φ0",
           r"|\hat a_j - a_j| \le a_j\,\mathrm{expm1}(2u(c\,\mathrm{gap}_j + n + 2\mu + (1+\mu)"
           r"\ln n + 1)) + 2\Phi_0", ("softmax",), _SRC_BHH + ", Thm 4.3; docs/tolerances.md",
-          _logits(), check_softmax_ref),
+          _logits(vocab=True), check_softmax_ref),
     Claim("softmax.shift_invariant",
           "softmax(z + c) = softmax(z) for every exactly representable shift c (within budgets)",
           r"\mathrm{softmax}(z + c\mathbf{1}) = \mathrm{softmax}(z)", ("softmax",), _SRC_STD,
@@ -1215,7 +1226,8 @@ _NUMERIC: list[Claim] = [
     Claim("logsumexp.matches_reference",
           "log-sum-exp matches the reference within 2u(μ|y| + n + μ + (1+μ) ln n)",
           r"|\hat y - y| \le 2u(\mu|y| + n + \mu + (1+\mu)\ln n)", ("logsumexp",),
-          _SRC_BHH + ", Thms 3.2 and 4.2", _logits(masks=True, full_masks=True), check_lse_ref),
+          _SRC_BHH + ", Thms 3.2 and 4.2", _logits(vocab=True, masks=True, full_masks=True),
+          check_lse_ref),
     Claim("logsumexp.bounds", "max z <= LSE(z) <= max z + log n (within budgets)",
           r"\max_i z_i \le \mathrm{LSE}(z) \le \max_i z_i + \ln n", ("logsumexp",),
           _SRC_BHH + ", (4.2)", _logits(), check_lse_bounds),
@@ -1245,7 +1257,7 @@ _NUMERIC: list[Claim] = [
     Claim("log_softmax.matches_reference",
           "log-softmax matches the reference within 2u(2|l_j| + n + μ + (1+μ) ln n)",
           r"|\hat\ell_j - \ell_j| \le 2u(2|\ell_j| + n + \mu + (1+\mu)\ln n)", ("log_softmax",),
-          _SRC_BHH + "; docs/tolerances.md", _logits(), check_ls_ref),
+          _SRC_BHH + "; docs/tolerances.md", _logits(vocab=True), check_ls_ref),
     Claim("log_softmax.nonpositive", "log-softmax is <= 0 (within its budget)",
           r"\hat\ell_j \le \mathrm{tol}_j", ("log_softmax",), _SRC_STD, _logits(),
           check_ls_nonpositive),
@@ -1277,7 +1289,7 @@ _NUMERIC: list[Claim] = [
           "2u((n+2) sum |n_j||l_j| + N1 (n + μ + (1+μ) ln n))",
           r"|\hat C - C| \le 2u\left((n+2)\sum_j |n_j||\ell_j| + \|n\|_1(n + \mu + (1+\mu)\ln n)"
           r"\right)", ("cross_entropy",), "seed section 1; docs/tolerances.md",
-          _targets(masks=False),
+          _targets(vocab=True, masks=False),
           lambda env, ex: check_ce_ref(env, ex), (_PROB,)),
     Claim("cross_entropy.lse_form", "C = sum(n) LSE(z) - sum_j n_j z_j (within budgets)",
           r"C = S_n\,\mathrm{LSE}(z) - \langle n, z\rangle", ("cross_entropy", "logsumexp"),
@@ -1319,7 +1331,7 @@ _NUMERIC: list[Claim] = [
     Claim("cross_entropy_grad.any_targets",
           "dC/dz = a sum(n) - n for any targets n >= 0 (a - n is wrong when sum(n) != 1)",
           r"\partial C/\partial z = a\,S_n - n", ("cross_entropy_grad",),
-          "derived (seed 2.2 without its precondition)", _targets(normalised=False),
+          "derived (seed 2.2 without its precondition)", _targets(vocab=True, normalised=False),
           check_grad_ref, (_PROB,)),
     Claim("cross_entropy_grad.sums_to_zero", "the gradient sums to zero (shift invariance of C)",
           r"\sum_j \partial C/\partial z_j = 0", ("cross_entropy_grad",), _SRC_STD, _targets(),
