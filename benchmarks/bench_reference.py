@@ -347,12 +347,13 @@ def _vocab_row(dtype: DType, size: int, seed: int) -> dict[str, Any]:
     return {"z": zc[None], "axis": -1, "n": n.astype(dtype.np)[None]}
 
 
-def vocab(dtypes: list[str], sizes: list[int], rows: int) -> None:
+def vocab(dtypes: list[str], sizes: list[int], rows: int) -> list[dict[str, Any]]:
     from softmax_oracle._runner import make_env
     from softmax_oracle.claims import get_claim
     from softmax_oracle.targets import load_target
 
     tgt = load_target("numpy")
+    out: list[dict[str, Any]] = []
     print(f"{'dtype':<9} {'n':>7}  {'claim':<34} {'s/example':>9} {'max':>6}  worst ratio")
     for name in dtypes:
         dtype = get_dtype(name)
@@ -369,6 +370,10 @@ def vocab(dtypes: list[str], sizes: list[int], rows: int) -> None:
                     times.append(time.perf_counter() - start)
                 print(f"{name:<9} {size:>7}  {cid:<34} {float(np.median(times)):>9.2f} "
                       f"{max(times):>6.2f}  {worst:.3g}", flush=True)
+                out.append({"dtype": name, "n": size, "claim": cid,
+                            "median_seconds": float(np.median(times)),
+                            "max_seconds": max(times), "worst_ratio": worst})
+    return out
 
 
 def main() -> int:
@@ -380,12 +385,16 @@ def main() -> int:
     p.add_argument("--skip-before", action="store_true", help="time only the current oracle")
     p.add_argument("--vocab", metavar="SIZES",
                    help="time the claims' checks on rows of these lengths instead")
+    p.add_argument("--json", metavar="PATH", help="also write the measurements as JSON")
     a = p.parse_args()
+    backend = mpmath.libmp.BACKEND
+    measured: list[dict[str, Any]] = []
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, numpy {np.__version__}, mpmath {mpmath.__version__} "
           f"(backend {mpmath.libmp.BACKEND}), load average {os.getloadavg()[0]:.2f}")
     if a.vocab:
-        vocab(a.dtypes.split(","), [int(s) for s in a.vocab.split(",")], a.rows)
+        measured = vocab(a.dtypes.split(","), [int(s) for s in a.vocab.split(",")], a.rows)
+        _dump(a.json, backend, measured)
         return 0
     print(f"{'dtype':<9} {'n':>6} {'before el/s':>12} {'after el/s':>12} {'ratio':>8}  "
           f"worst error/budget (before, after)")
@@ -401,7 +410,19 @@ def main() -> int:
                     before, w_before = _rate(_work_before, cases, dtype, a.min_seconds)
             print(f"{name:<9} {size:>6} {before:>12.0f} {after:>12.0f} {after / before:>8.1f}  "
                   f"({w_before:.3g}, {w_after:.3g})", flush=True)
+            measured.append({"dtype": name, "n": size, "before": before, "after": after,
+                             "worst_before": w_before, "worst_after": w_after})
+    _dump(a.json, backend, measured)
     return 0
+
+
+def _dump(path: str | None, backend: str, measured: list[dict[str, Any]]) -> None:
+    if path:
+        import json
+
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"backend": backend, "load": os.getloadavg()[0], "rows": measured}, f,
+                      indent=1)
 
 
 if __name__ == "__main__":
