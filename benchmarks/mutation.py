@@ -374,7 +374,10 @@ CLASSIFIED: dict[str, tuple[str, str]] = {
     f"_matmul: {_PRODUCTS.format('*')} -> {_PRODUCTS.format('/')}": (
         "other dtypes", _LOW_PRECISION),
     **{f"_matmul: {_MOVE.format(-2, -1)} -> {_MOVE.format(a, b)}": (
-        "other dtypes", _LOW_PRECISION) for a, b in ((0, -1), (1, -1), (2, -1), (-2, 0), (-2, 1))},
+        "other dtypes", _LOW_PRECISION) for a, b in ((0, -1), (2, -1), (-2, 0), (-2, 1))},
+    f"_matmul: {_MOVE.format(-2, -1)} -> {_MOVE.format(1, -1)}": (
+        "equivalent", "dense_grads calls _matmul on matrices only, so the products have three "
+        "axes (rows, inner, cols) and axis 1 is axis -2"),
 }
 
 
