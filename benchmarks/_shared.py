@@ -99,7 +99,7 @@ def splice(path: str, name: str, body: str, heading: str) -> None:
 
 @functools.lru_cache(maxsize=1)
 def provenance() -> str:
-    """The kit's version and, in a git checkout, its commit (and whether files were changed).
+    """The kit's version and, in a git checkout, its commit (and whether its code was changed).
     Cached: call it when a run starts, so that later edits to the checkout do not show."""
     import importlib.metadata
     import subprocess
@@ -109,8 +109,11 @@ def provenance() -> str:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
                                 capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, check=True).stdout
+        # Only the code counts: the benchmark scripts rewrite docs/ as they finish.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                "src", "benchmarks", "pyproject.toml"],
+                               cwd=os.path.dirname(here), capture_output=True, text=True,
+                               check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return text
     return f"{text} at commit {commit}" + (" with uncommitted changes" if dirty.strip() else "")
