@@ -23,6 +23,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 
 STEPS = {
     "detection": ["detection.py", "--seeds", "1-5",
@@ -34,16 +35,18 @@ STEPS = {
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=os.path.join(HERE, os.pardir, "docs", "benchmarks.md"))
+    p.add_argument("--out", default=os.path.join("docs", "benchmarks.md"),
+                   help="relative to the repository's root (default: docs/benchmarks.md)")
     p.add_argument("--only", default=",".join(STEPS), help=f"steps: {', '.join(STEPS)}")
     a = p.parse_args()
     status = 0
     for name in a.only.split(","):
         script, *args = STEPS[name]
-        cmd = [sys.executable, os.path.join(HERE, script), *args, "--out", a.out]
+        # Relative paths, from the root: the commands are quoted in the results.
+        cmd = [sys.executable, os.path.join("benchmarks", script), *args, "--out", a.out]
         print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
         start = time.perf_counter()
-        rc = subprocess.run(cmd).returncode
+        rc = subprocess.run(cmd, cwd=ROOT).returncode
         print(f"== {name}: exit {rc} after {time.perf_counter() - start:.0f} s", flush=True)
         status = status or rc
     return status
