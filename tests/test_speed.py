@@ -391,3 +391,35 @@ def test_unpicklable_target_asks_for_a_name():
         run_check(target, claims="softmax.sums_to_one,softmax.matches_reference", jobs=2)
     assert math.isfinite(run_check(target, claims="softmax.sums_to_one", max_examples=5)
                          .results[0].max_ratio)
+
+
+@pytest.mark.parametrize("claim_id", [
+    "softmax.matches_reference", "log_softmax.matches_reference", "log_softmax.accurate",
+    "logsumexp.matches_reference", "cross_entropy.accurate", "cross_entropy_grad.any_targets"])
+def test_the_claims_checks_use_the_enclosures(claim_id, monkeypatch):
+    """The claims hand the comparison lazy references, so that on a long row mpmath evaluates
+    only the few elements the enclosures cannot decide (not every element). (softmax_vjp has no
+    enclosures yet: its rows stay short.)"""
+    from softmax_oracle import _reference
+    from softmax_oracle._runner import make_env
+    from softmax_oracle.claims import get_claim
+    from softmax_oracle.targets import load_target
+
+    evaluated = [0]
+    real = _reference.Certified.__getitem__
+
+    def counting(self, i):
+        evaluated[0] += 1
+        return real(self, i)
+
+    monkeypatch.setattr(_reference.Certified, "__getitem__", counting)
+    dt = get_dtype("float32")
+    rng = np.random.default_rng(5)
+    size = 20000
+    z = rng.normal(0.0, 3.0, size).astype(dt.np)[None]
+    n = np.zeros_like(z)
+    n[0, int(np.argmax(z))] = 1
+    ex = {"z": z, "axis": -1, "n": n, "v": rng.normal(0.0, 1.0, size).astype(dt.np)[None]}
+    env, _ = make_env(load_target("numpy"), dt)
+    assert get_claim(claim_id).check(env, ex) <= 1
+    assert evaluated[0] < size / 20, evaluated[0]
