@@ -347,32 +347,48 @@ def _vocab_row(dtype: DType, size: int, seed: int) -> dict[str, Any]:
     return {"z": zc[None], "axis": -1, "n": n.astype(dtype.np)[None]}
 
 
-def vocab(dtypes: list[str], sizes: list[int], rows: int) -> list[dict[str, Any]]:
+def vocab(dtypes: list[str], sizes: list[int], rows: int,
+          exact_up_to: int = 0) -> list[dict[str, Any]]:
+    """Seconds per example of each claim's check; for rows up to ``exact_up_to`` entries also
+    with the enclosures switched off (mpmath for every element), in the same process."""
+    from softmax_oracle._reference import exact_only
     from softmax_oracle._runner import make_env
     from softmax_oracle.claims import get_claim
     from softmax_oracle.targets import load_target
 
     tgt = load_target("numpy")
     out: list[dict[str, Any]] = []
-    print(f"{'dtype':<9} {'n':>7}  {'claim':<34} {'s/example':>9} {'max':>6}  worst ratio")
+    print(f"{'dtype':<9} {'n':>7}  {'claim':<34} {'s/example':>9} {'max':>6}  "
+          f"{'mpmath only':>11}  worst ratio")
+
+    def timed(claim: Any, env: Any, dtype: DType, size: int) -> tuple[list[float], float]:
+        times, worst = [], 0.0
+        for seed in range(rows):
+            ex = _vocab_row(dtype, size, seed)
+            env._row_cache.clear()
+            start = time.perf_counter()
+            with np.errstate(all="ignore"):
+                worst = max(worst, claim.check(env, ex))
+            times.append(time.perf_counter() - start)
+        return times, worst
+
     for name in dtypes:
         dtype = get_dtype(name)
         env, _ = make_env(tgt, dtype)
         for size in sizes:
             for cid in VOCAB_CLAIMS:
-                claim, times, worst = get_claim(cid), [], 0.0
-                for seed in range(rows):
-                    ex = _vocab_row(dtype, size, seed)
-                    env._row_cache.clear()
-                    start = time.perf_counter()
-                    with np.errstate(all="ignore"):
-                        worst = max(worst, claim.check(env, ex))
-                    times.append(time.perf_counter() - start)
-                print(f"{name:<9} {size:>7}  {cid:<34} {float(np.median(times)):>9.2f} "
-                      f"{max(times):>6.2f}  {worst:.3g}", flush=True)
+                claim = get_claim(cid)
+                times, worst = timed(claim, env, dtype, size)
+                exact = math.nan
+                if size <= exact_up_to:
+                    with exact_only():
+                        exact = float(np.median(timed(claim, env, dtype, size)[0]))
+                print(f"{name:<9} {size:>7}  {cid:<34} {float(np.median(times)):>9.3g} "
+                      f"{max(times):>6.3g}  {exact:>11.3g}  {worst:.3g}", flush=True)
                 out.append({"dtype": name, "n": size, "claim": cid,
                             "median_seconds": float(np.median(times)),
-                            "max_seconds": max(times), "worst_ratio": worst})
+                            "max_seconds": max(times), "exact_seconds": exact,
+                            "worst_ratio": worst})
     return out
 
 
@@ -385,6 +401,8 @@ def main() -> int:
     p.add_argument("--skip-before", action="store_true", help="time only the current oracle")
     p.add_argument("--vocab", metavar="SIZES",
                    help="time the claims' checks on rows of these lengths instead")
+    p.add_argument("--exact-up-to", type=int, default=0, metavar="N",
+                   help="with --vocab: also time rows of up to N entries with mpmath only")
     p.add_argument("--json", metavar="PATH", help="also write the measurements as JSON")
     a = p.parse_args()
     backend = mpmath.libmp.BACKEND
@@ -393,7 +411,8 @@ def main() -> int:
           f"{platform.python_version()}, numpy {np.__version__}, mpmath {mpmath.__version__} "
           f"(backend {mpmath.libmp.BACKEND}), load average {os.getloadavg()[0]:.2f}")
     if a.vocab:
-        measured = vocab(a.dtypes.split(","), [int(s) for s in a.vocab.split(",")], a.rows)
+        measured = vocab(a.dtypes.split(","), [int(s) for s in a.vocab.split(",")], a.rows,
+                         a.exact_up_to)
         _dump(a.json, backend, measured)
         return 0
     print(f"{'dtype':<9} {'n':>6} {'before el/s':>12} {'after el/s':>12} {'ratio':>8}  "
