@@ -9,9 +9,21 @@ def test_plugin_runs_claims_as_items(pytester):
     result = pytester.runpytest_subprocess(
         "--softmax-oracle", "numpy", "--softmax-oracle-dtype",
         "float32", "--softmax-oracle-claim", "softmax.sums_to_one,logsumexp.bounds", "-v")
-    result.stdout.fnmatch_lines(["*softmax.sums_to_one?float32? PASSED*",
-                                 "*logsumexp.bounds?float32? PASSED*"])
+    result.stdout.fnmatch_lines([
+        "softmax-oracle?numpy?::softmax.sums_to_one?float32? PASSED*",
+        "softmax-oracle?numpy?::logsumexp.bounds?float32? PASSED*"])
     assert result.ret == 0
+
+
+def test_an_item_can_be_selected_by_its_node_id(pytester):
+    node = "softmax-oracle[numpy]::logsumexp.bounds[float64]"
+    result = pytester.runpytest_subprocess("--softmax-oracle", "numpy", "--collect-only", "-q")
+    assert node in result.stdout.str()
+    result = pytester.runpytest_subprocess("--softmax-oracle", "numpy", "-v", "-k",
+                                           "logsumexp.bounds and float64")
+    result.stdout.fnmatch_lines(["*collected 126 items / 125 deselected / 1 selected",
+                                 node.replace("[", "?").replace("]", "?") + " PASSED*"])
+    result.assert_outcomes(passed=1, deselected=125)
 
 
 def test_plugin_reports_a_refuted_claim(pytester):

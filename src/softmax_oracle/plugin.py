@@ -98,6 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "specification")
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect items
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     spec = config.getoption("--softmax-oracle")
@@ -119,8 +120,15 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         "name": spec, "dtypes": config.getoption("--softmax-oracle-dtype"),
         "level": config.getoption("--softmax-oracle-level"), "profile": profile, "seed": seed,
         "claims": config.getoption("--softmax-oracle-claim")}}
-    collector = OracleCollector.from_parent(session, name=f"softmax-oracle[{spec}]", state=state)
-    items.extend(collector.collect())
+    name = f"softmax-oracle[{spec}]"  # a node id of its own, not "::" under the session
+    collector = OracleCollector.from_parent(session, name=name, nodeid=name, state=state)
+    # Through the collection hooks, so that the terminal counts the items as collected.
+    report = collector.ihook.pytest_make_collect_report(collector=collector)
+    session.ihook.pytest_collectreport(report=report)
+    if report.failed:
+        raise pytest.UsageError(f"--softmax-oracle: could not collect the claims: "
+                                f"{report.longreprtext}")
+    items.extend(item for item in report.result if isinstance(item, pytest.Item))
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
