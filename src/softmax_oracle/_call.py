@@ -15,7 +15,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -128,7 +128,7 @@ class Env:
                                                                 (W.shape, b.shape, x.shape))))
         z = args[0]
         if fname in ("logsumexp", "cross_entropy"):
-            expected = tuple(s for i, s in enumerate(z.shape) if i != axis % z.ndim)
+            expected = tuple(s for i, s in enumerate(z.shape) if i != cast(int, axis) % z.ndim)
         else:
             expected = z.shape
         return _as_float(f"{fname}(axis={axis})", out, expected)

@@ -8,6 +8,7 @@ sequential run's, in the same order, and the progress callback is still called h
 
 from __future__ import annotations
 
+import builtins
 import concurrent.futures as cf
 import contextlib
 import copy
@@ -35,9 +36,9 @@ from hypothesis.errors import HypothesisException
 
 from ._call import Env, _deadline
 
-try:
-    _GROUP: type[BaseException] = BaseExceptionGroup
-except NameError:  # Python 3.10
+if sys.version_info >= (3, 11):
+    _GROUP: type[BaseException] = builtins.BaseExceptionGroup
+else:  # Python 3.10
     from exceptiongroup import BaseExceptionGroup as _GROUP
 from ._compare import Refuted
 from ._dtypes import DType, get_dtype
@@ -140,8 +141,8 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
     n_examples = max(5, round((max_examples or profile.max_examples) * claim.examples))
     inputs = _inputs(profile)
     start = time.perf_counter()
-    base = dict(claim_id=claim.id, target=target_name, dtype=dtype.name, level=level,
-                expected=claim.expect, seed=seed)
+    base: dict[str, Any] = dict(claim_id=claim.id, target=target_name, dtype=dtype.name,
+                                level=level, expected=claim.expect, seed=seed)
     try:
         strategy = claim.strategy(dtype, inputs)
     except Exception as e:  # a strategy that cannot be built is the kit's bug

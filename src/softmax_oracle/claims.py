@@ -91,7 +91,7 @@ def _label(z: np.ndarray, axis: int, reduce: bool = False) -> Callable[[int], st
     return index_labeler(z.shape, axis)
 
 
-def _targets_rows(env: Env, n: np.ndarray, axis: int) -> list[list[MPF]]:
+def _targets_rows(env: Env, n: np.ndarray, axis: int) -> list[Sequence[MPF]]:
     ctx = context(env.prec)
     return [mp_vector(ctx, r) for r in rows_of(n, axis)]
 
@@ -691,8 +691,8 @@ def check_grad_sum(env: Env, ex: Example) -> float:
     return worst
 
 
-def _fd_gradient(ctx: Any, f: Callable[[list[MPF]], MPF], x: list[MPF]) -> tuple[list[MPF],
-                                                                                 list[MPF]]:
+def _fd_gradient(ctx: Any, f: Callable[..., MPF],
+                 x: Sequence[MPF]) -> tuple[list[MPF], list[MPF]]:
     """Central differences at 3x the working precision, with step 2**-prec: truncation and
     rounding errors are both O(2**(-2 prec)). Returns (derivatives, error estimates), the
     estimate being the change when the step is doubled."""
@@ -712,7 +712,7 @@ def _fd_gradient(ctx: Any, f: Callable[[list[MPF]], MPF], x: list[MPF]) -> tuple
     return out, err
 
 
-def _ce_of(ns: list[MPF]) -> Callable[[list[MPF]], MPF]:
+def _ce_of(ns: Sequence[MPF]) -> Callable[[list[MPF]], MPF]:
     """The exact cross-entropy as a function of the logits, for fixed targets."""
 
     def f(zs: list[MPF]) -> MPF:
@@ -722,7 +722,7 @@ def _ce_of(ns: list[MPF]) -> Callable[[list[MPF]], MPF]:
     return f
 
 
-def _row_of_mp(zs: list[MPF]) -> RowRef:
+def _row_of_mp(zs: Sequence[MPF]) -> RowRef:
     from ._reference import _row_ref_mp
 
     return _row_ref_mp(zs[0].context, zs)
@@ -732,7 +732,8 @@ def check_grad_fd(env: Env, ex: Example) -> float:
     z, n, axis = ex["z"], ex["n"], ex["axis"]
     out = rows_of(env.call("cross_entropy_grad", z, n, axis=axis), axis)
     ns = _targets_rows(env, n, axis)
-    refs, tols = [], []
+    refs: list[MPF] = []
+    tols: list[MPF] = []
     for i, r in enumerate(env.rows(z, axis)):
         fd, err = _fd_gradient(r.ctx, _ce_of(ns[i]), [v for v in r.x])
         refs.extend(fd)
@@ -956,7 +957,8 @@ def _contract_axis(fname: str) -> Check:
     return check
 
 
-def _tolerances(fname: str, env: Env, r: RowRef, extra: list[MPF] | None) -> list[MPF]:
+def _tolerances(fname: str, env: Env, r: RowRef,
+                extra: Sequence[MPF] | None) -> Sequence[MPF]:
     m = env.stable
     if fname == "softmax":
         return m.softmax(r)
@@ -994,7 +996,7 @@ def _contract_deterministic(fname: str) -> Check:
 
         # Three calls: nondeterminism (unordered reductions, random tie-breaking) often changes
         # only the last bit, and only on some calls. No reference is needed, so calls are cheap.
-        pairs = []
+        pairs: list[tuple[Any, Any, str]] = []
         for case in (ex, _widened(fname, ex)):
             first = _call_for(fname, env, case)
             for _ in range(2):
@@ -1040,7 +1042,7 @@ def _math_close(what: str, got: Sequence[MPF], want: Sequence[MPF], err: Sequenc
     return worst
 
 
-def _softmax_mp(zs: list[MPF]) -> list[MPF]:
+def _softmax_mp(zs: Sequence[MPF]) -> Sequence[MPF]:
     return _row_of_mp(zs).g
 
 
@@ -1063,6 +1065,7 @@ def _seed_check(kind: str) -> Check:
     def check(env: Env, ex: Example) -> float:
         ctx = context(MATH_PREC)
         worst = 0.0
+        ns: Sequence[MPF]
         for zrow, nrow in zip(rows_of(ex["z"], ex["axis"]), rows_of(ex["n"], ex["axis"])):
             zs, ns = mp_vector(ctx, zrow), mp_vector(ctx, nrow)
             a = _softmax_mp(zs)
@@ -1080,7 +1083,7 @@ def _seed_check(kind: str) -> Check:
                                                true, [ctx.zero] * len(zs)))
             elif kind == "2_2_dC_da":
                 # C(a) = -sum n_j log a_j with a treated as the variable
-                def cost(av: list[MPF], ns: list[MPF] = ns) -> MPF:
+                def cost(av: list[MPF], ns: Sequence[MPF] = ns) -> MPF:
                     hi = av[0].context
                     return -hi.fsum(nj * hi.log(aj) for nj, aj in zip(ns, av) if nj != 0)
 
@@ -1106,12 +1109,14 @@ def _seed_check(kind: str) -> Check:
 def _two_layer(dt: DType, inp: Inputs) -> st.SearchStrategy[Example]:
     """A one-unit hidden layer h = sigmoid(w1 x + b1) feeding a softmax layer z = W2 h + b2."""
     f = st.floats(-3, 3, allow_nan=False).map(lambda v: round(v, 3))
-    return st.fixed_dictionaries({
+    fields: dict[str, st.SearchStrategy[Any]] = {
         "x": f, "w1": f.filter(lambda v: abs(v) > 0.1), "b1": f,
         "W2": st.lists(f, min_size=2, max_size=4),
-    }).flatmap(lambda d: st.lists(st.integers(0, 3), min_size=len(d["W2"]),
-                                  max_size=len(d["W2"])).filter(lambda c: sum(c) > 0)
-               .map(lambda c: {**d, "n": [v / sum(c) for v in c]}))
+    }
+    return st.fixed_dictionaries(fields).flatmap(
+        lambda d: st.lists(st.integers(0, 3), min_size=len(d["W2"]),
+                           max_size=len(d["W2"])).filter(lambda c: sum(c) > 0)
+        .map(lambda c: {**d, "n": [v / sum(c) for v in c]}))
 
 
 def _check_seed_weights(env: Env, ex: Example) -> float:

@@ -13,7 +13,7 @@ log-softmax; a row holding NaN or +inf gives NaN (LSE +inf for +inf).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import mpmath
@@ -45,7 +45,7 @@ def _special(row: np.ndarray) -> float | None:
 
 
 def _map_rows(z: Any, axis: int, reduce: bool,
-              fn: Callable[[RowRef, int], list[MPF]]) -> np.ndarray:
+              fn: Callable[[RowRef, int], Sequence[MPF]]) -> np.ndarray:
     z = np.asarray(z)
     dt = get_dtype(z.dtype.name)
     moved = np.moveaxis(z, axis, -1)
@@ -65,7 +65,7 @@ def _map_rows(z: Any, axis: int, reduce: bool,
     return result if reduce else np.moveaxis(result, -1, axis)
 
 
-def _rows_like(a: Any, z: Any, axis: int) -> list[list[MPF]]:
+def _rows_like(a: Any, z: Any, axis: int) -> list[Sequence[MPF]]:
     dt = get_dtype(np.asarray(z).dtype.name)
     from softmax_oracle._reference import context
 
