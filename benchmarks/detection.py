@@ -397,6 +397,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def keep(job: tuple[str, Any, str, int | None], result: dict[str, Any]) -> None:
         saved[_job_key(job)] = result
+        done = len(saved) - (len(jobs) - len(todo))
+        what = f"{job[1][0]} seed {job[1][1]}"
+        print(f"[{done}/{len(todo)}] {job[0]} {what} ({time.perf_counter() - start:.0f} s)",
+              file=sys.stderr, flush=True)
         if a.raw:
             with open(a.raw, "a", encoding="utf-8") as f:
                 f.write(json.dumps({"job": _job_key(job), "result": result}) + "\n")
