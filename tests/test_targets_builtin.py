@@ -366,3 +366,26 @@ def test_round_to_boundaries(name: str) -> None:
     assert math.copysign(1, round_to(-0.0, dt)) == -1
     assert round_to(2**200 + 1, DT["float64"]) == 2.0**200
     assert round_to(ctx.mpf(1) / 3, DT["float64"]) == 1 / 3
+
+
+def test_numpy_float16_rows_longer_than_the_largest_float16():
+    """A float16 row of 100,277 near-equal logits: the sum of exp(z - max) overflows float16
+    (it exceeds 65504), so the careful target scales it by a power of two instead of returning
+    -inf log-probabilities (which PyTorch's CPU float16 log_softmax does on such rows)."""
+    from softmax_oracle._runner import make_env
+    from softmax_oracle.claims import get_claim
+    from softmax_oracle.targets import builtin_numpy, load_target
+
+    size = 100277
+    z = np.random.default_rng(0).normal(0.0, 1e-3, size).astype(np.float16)
+    n = np.zeros(size, dtype=np.float16)
+    n[7] = 1
+    assert np.all(np.isfinite(builtin_numpy.log_softmax(z)))
+    assert abs(float(builtin_numpy.logsumexp(z)) - np.log(size)) < 0.01
+    dt = get_dtype("float16")
+    env, _ = make_env(load_target("numpy"), dt)
+    ex = {"z": z[None], "n": n[None], "axis": -1}
+    for cid in ("softmax.matches_reference", "log_softmax.matches_reference",
+                "logsumexp.matches_reference", "cross_entropy.matches_reference",
+                "cross_entropy_grad.any_targets"):
+        assert get_claim(cid).check(env, ex) <= 1, cid

@@ -94,27 +94,54 @@ def _matmul(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return _sum(np.moveaxis(products, -2, -1))
 
 
-def _alg41(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Alg. 4.1 along the last axis: (a, z - shift, w, s) with a the max (kept dims), shift = a
-    (0 for all -inf rows), w = exp(z - shift) and s the sum of w without one maximal entry."""
+def _alg41(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Alg. 4.1 along the last axis: (a, z - shift, w, s, e) with a the max (kept dims), shift = a
+    (0 for all -inf rows), w = exp(z - shift), and s 2**e the sum of w without one maximal entry.
+
+    e = 0 but where that sum overflows the format: a float16 row of more than 65504 entries
+    (language-model vocabularies) can sum to more than the largest float16. There s is the sum
+    of w 2**-e, scaled exactly by a power of two (terms lost below the subnormals are less than
+    n 2**-25 against s >= 2**15), with e the smallest that keeps it finite."""
     a = np.max(z, axis=-1, keepdims=True)
     shift = np.where(np.isneginf(a), _const(0.0, z.dtype), a)
     zs = z - shift
     w = np.exp(zs)
     k = np.argmax(z, axis=-1)[..., None]
     others = np.arange(z.shape[-1]) != k  # leaves out exactly one maximal entry per row
-    s = _sum(np.where(others, w, _const(0.0, z.dtype)), keepdims=True)
-    return a, zs, w, s
+    terms = np.where(others, w, _const(0.0, z.dtype))
+    s = _sum(terms, keepdims=True)
+    e = np.zeros(s.shape, dtype=np.int64)
+    overflowed = np.isposinf(s) & np.isfinite(a)
+    if np.any(overflowed):
+        # s < n 2**0, and the largest finite number is just below 2**maxexp.
+        bits = int(np.ceil(np.log2(max(z.shape[-1], 2))))
+        exponent = max(1, bits - int(np.finfo(z.dtype).maxexp) + 2)
+        scaled = _sum(terms * _const(2.0**-exponent, z.dtype), keepdims=True)
+        s = np.where(overflowed, scaled, s)
+        e = np.where(overflowed, exponent, 0)
+    return a, zs, w, s, e
+
+
+def _log1p_sum(s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """log(1 + s 2**e): log1p(s), or log(s) + e ln 2 where s was scaled (then s 2**e >= 2**15 and
+    log(1 + x) - log(x) < 2**-15, below half an ulp of the result)."""
+    if not np.any(e):
+        return np.log1p(s)
+    ln2 = _const(np.log(2.0), s.dtype)
+    return np.where(e > 0, np.log(s) + e.astype(s.dtype) * ln2, np.log1p(s))
 
 
 def _log_softmax_last(z: np.ndarray) -> np.ndarray:
-    _, zs, _, s = _alg41(z)
-    return zs - np.log1p(s)
+    _, zs, _, s, e = _alg41(z)
+    return zs - _log1p_sum(s, e)
 
 
 def _softmax_last(z: np.ndarray) -> np.ndarray:
-    _, _, w, s = _alg41(z)
-    return w / (_const(1.0, z.dtype) + s)
+    _, _, w, s, e = _alg41(z)
+    if not np.any(e):
+        return w / (_const(1.0, z.dtype) + s)
+    scale = np.ldexp(_const(1.0, z.dtype), -e).astype(z.dtype)  # 2**-e, exact
+    return (w * scale) / (scale + s)
 
 
 def _cross_entropy_grad_last(z: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -155,8 +182,8 @@ def logsumexp(z: Any, axis: int = -1) -> np.ndarray:
     """
     z = np.moveaxis(_as_float(z), axis, -1)
     with np.errstate(all="ignore"):
-        a, _, _, s = _alg41(z)
-        lse = np.where(np.isposinf(a), a, a + np.log1p(s))
+        a, _, _, s, e = _alg41(z)
+        lse = np.where(np.isposinf(a), a, a + _log1p_sum(s, e))
     return np.asarray(lse[..., 0], dtype=z.dtype)
 
 
