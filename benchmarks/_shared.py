@@ -7,6 +7,7 @@ their own parts of the same file (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing as mp
 import os
@@ -117,3 +118,15 @@ def provenance() -> str:
     except (OSError, subprocess.CalledProcessError):
         return text
     return f"{text} at commit {commit}" + (" with uncommitted changes" if dirty.strip() else "")
+
+
+def versions(packages: Sequence[str]) -> str:
+    """The kit's provenance, Python's version and those of the installed ``packages``."""
+    import importlib.metadata
+    import platform
+
+    parts = [provenance(), f"Python {platform.python_version()}"]
+    for pkg in packages:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            parts.append(f"{pkg} {importlib.metadata.version(pkg)}")
+    return ", ".join(parts)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.metadata
 import json
 import os
 import platform
@@ -46,7 +45,7 @@ from softmax_oracle.targets import TargetError, builtin_numpy, load_target
 from softmax_oracle.zoo import ZOO, ZooMember, as_target
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import provenance, run_forked, splice
+from _shared import provenance, run_forked, splice, versions
 
 __all__ = ["conventional_test", "false_alarms", "first_counterexample"]
 
@@ -240,11 +239,7 @@ def summarise_member(member: ZooMember, runs: Sequence[dict[str, Any]]) -> dict[
 
 
 def _versions() -> str:
-    parts = [provenance(), f"Python {platform.python_version()}"]
-    for pkg in ("numpy", "hypothesis", "mpmath", "gmpy2", "scipy", "torch", "jax"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            parts.append(f"{pkg} {importlib.metadata.version(pkg)}")
-    return ", ".join(parts)
+    return versions(("numpy", "hypothesis", "mpmath", "gmpy2", "scipy", "torch", "jax"))
 
 
 def _fmt(x: float | None, spec: str) -> str:

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import provenance, run_forked, splice
+from _shared import provenance, run_forked, splice, versions
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "src",
                       "softmax_oracle", "targets", "builtin_numpy.py")
@@ -382,11 +382,7 @@ CLASSIFIED: dict[str, tuple[str, str]] = {
 
 
 def _versions() -> str:
-    parts = [provenance(), f"Python {platform.python_version()}"]
-    for pkg in ("numpy", "hypothesis", "mpmath", "gmpy2"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            parts.append(f"{pkg} {importlib.metadata.version(pkg)}")
-    return ", ".join(parts)
+    return versions(("numpy", "hypothesis", "mpmath", "gmpy2"))
 
 
 def _cell(text: str) -> str:

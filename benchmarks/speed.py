@@ -17,8 +17,6 @@ measured under the same conditions). ``--out FILE`` rewrites only the part of FI
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.metadata
 import json
 import os
 import platform
@@ -33,7 +31,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from _shared import provenance, splice  # noqa: E402
+from _shared import provenance, splice, versions  # noqa: E402
 
 PARTS = ("reference", "vocab", "profiles", "parallel")
 CLI = [sys.executable, "-m", "softmax_oracle.cli"]
@@ -186,11 +184,7 @@ def part_parallel(repeats: int) -> list[str]:
 
 
 def _versions() -> str:
-    parts = [provenance(), f"Python {platform.python_version()}"]
-    for pkg in ("numpy", "hypothesis", "mpmath", "gmpy2", "scipy", "torch"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            parts.append(f"{pkg} {importlib.metadata.version(pkg)}")
-    return ", ".join(parts)
+    return versions(("numpy", "hypothesis", "mpmath", "gmpy2", "scipy", "torch"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
