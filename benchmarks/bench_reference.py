@@ -38,11 +38,11 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from softmax_oracle._compare import assess, concat
-from softmax_oracle._dtypes import DType, get_dtype, round_to
-from softmax_oracle._reference import mp_vector, row_refs
+from softmax_oracle.oracle.compare import assess, concat
+from softmax_oracle.oracle.dtypes import DType, get_dtype, round_to
+from softmax_oracle.oracle.reference import mp_vector, row_refs
+from softmax_oracle.oracle.tolerance import Model
 from softmax_oracle.targets import builtin_numpy as target
-from softmax_oracle.tolerance import Model
 
 MPF = Any
 
@@ -351,9 +351,9 @@ def vocab(dtypes: list[str], sizes: list[int], rows: int,
           exact_up_to: int = 0) -> list[dict[str, Any]]:
     """Seconds per example of each claim's check; for rows up to ``exact_up_to`` entries also
     with the enclosures switched off (mpmath for every element), in the same process."""
-    from softmax_oracle._reference import exact_only
-    from softmax_oracle._runner import make_env
-    from softmax_oracle.claims import get_claim
+    from softmax_oracle.engine.search import make_env
+    from softmax_oracle.oracle.reference import exact_only
+    from softmax_oracle.spec.claims import get_claim
     from softmax_oracle.targets import load_target
 
     tgt = load_target("numpy")

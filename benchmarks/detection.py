@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 
 from softmax_oracle import check
-from softmax_oracle._compare import Refuted
-from softmax_oracle._dtypes import get_dtype
-from softmax_oracle._runner import PROFILES, make_env, run_claim
-from softmax_oracle.claims import get_claim
+from softmax_oracle.engine.search import PROFILES, make_env, run_claim
+from softmax_oracle.oracle.compare import Refuted
+from softmax_oracle.oracle.dtypes import get_dtype
+from softmax_oracle.spec.claims import get_claim
 from softmax_oracle.targets import TargetError, builtin_numpy, load_target
 from softmax_oracle.zoo import ZOO, ZooMember, as_target
 

@@ -70,7 +70,7 @@ def main() -> int:
     targets = a.targets.split(",")
     dtypes = a.dtypes.split(",")
     fns = sorted({k[0] for k in worst})
-    from softmax_oracle._runner import versions
+    from softmax_oracle.engine.search import versions
 
     vers = ", ".join(f"{k} {v}" for k, v in versions().items())
     command = "python benchmarks/headroom.py " + " ".join(sys.argv[1:])

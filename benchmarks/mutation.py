@@ -243,7 +243,7 @@ def _call_graph(source: str) -> dict[str, set[str]]:
 def claims_for(function: str, source: str | None = None, level: str = "accurate") -> list[str]:
     """The claims that can notice a change to ``function``: those needing a protocol function
     whose code reaches it (every claim for ``_exp``, the kit's probe for flushed subnormals)."""
-    from softmax_oracle.claims import select
+    from softmax_oracle.spec.claims import select
     from softmax_oracle.targets import PROTOCOL
 
     if source is None:

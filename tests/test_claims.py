@@ -10,7 +10,7 @@ import pytest
 
 import softmax_oracle
 from softmax_oracle import CLAIMS, check
-from softmax_oracle.claims import select
+from softmax_oracle.spec.claims import select
 from softmax_oracle.targets import PROTOCOL
 
 
@@ -96,12 +96,12 @@ def test_seed_target_is_refuted(claim):
 
 def test_seed_gradient_holds_where_its_precondition_holds_on_benign_inputs():
     """a - n is right for targets that sum to one; the seed's unshifted softmax is what fails."""
-    from softmax_oracle._call import Env  # noqa: F401  (documented API of checks)
-    from softmax_oracle._runner import make_env
-    from softmax_oracle.claims import get_claim
+    from softmax_oracle.engine.search import make_env
+    from softmax_oracle.spec.claims import get_claim
     from softmax_oracle.targets import load_target
+    from softmax_oracle.targets.call import Env  # noqa: F401  (documented API of checks)
 
-    env, _ = make_env(load_target("seed"), softmax_oracle._dtypes.get_dtype("float64"))
+    env, _ = make_env(load_target("seed"), softmax_oracle.oracle.dtypes.get_dtype("float64"))
     claim = get_claim("cross_entropy_grad.normalised_targets")
     ex = {"z": np.array([[0.5, -1.0, 2.0]]), "axis": -1, "n": np.array([[0.0, 1.0, 0.0]])}
     assert claim.check(env, ex) <= 1

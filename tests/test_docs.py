@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from softmax_oracle.catalogue import render_markdown
+from softmax_oracle.spec.catalogue import render_markdown
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

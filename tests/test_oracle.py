@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from softmax_oracle import strategies as S
-from softmax_oracle._dtypes import get_dtype, round_to
-from softmax_oracle._reference import context, dense_ref, row_ref
+from softmax_oracle.oracle.dtypes import get_dtype, round_to
+from softmax_oracle.oracle.reference import context, dense_ref, row_ref
+from softmax_oracle.spec import strategies as S
 
 F64 = get_dtype("float64")
 

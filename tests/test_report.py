@@ -29,10 +29,8 @@ import jsonschema
 import pytest
 
 from softmax_oracle import CLAIMS
-from softmax_oracle._mathml import MathMLError, to_mathml
-from softmax_oracle._render_html import formula
 from softmax_oracle.cli import main
-from softmax_oracle.report import (
+from softmax_oracle.report.build import (
     ReportData,
     accuracy,
     load_results,
@@ -41,6 +39,8 @@ from softmax_oracle.report import (
     save_report,
     status,
 )
+from softmax_oracle.report.html import formula
+from softmax_oracle.report.mathml import MathMLError, to_mathml
 
 IN_CI = bool(os.environ.get("CI"))
 SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "results.schema.json"

@@ -15,10 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from softmax_oracle import strategies as S
-from softmax_oracle._compare import RATIO_PRECISION, assess, concat, round_vec
-from softmax_oracle._dtypes import DTYPES, get_dtype, round_to
-from softmax_oracle._reference import (
+from softmax_oracle.engine.search import (
+    PROFILES,
+    _inputs,
+    _same_examples_in_every_process,
+    run_check,
+)
+from softmax_oracle.oracle.compare import RATIO_PRECISION, assess, concat, round_vec
+from softmax_oracle.oracle.dtypes import DTYPES, get_dtype, round_to
+from softmax_oracle.oracle.reference import (
     _F64,
     _LD,
     _calibrated,
@@ -30,9 +35,9 @@ from softmax_oracle._reference import (
     rows_of,
     working_format,
 )
-from softmax_oracle._runner import PROFILES, _inputs, _same_examples_in_every_process, run_check
+from softmax_oracle.oracle.tolerance import Model
+from softmax_oracle.spec import strategies as S
 from softmax_oracle.targets import builtin_naive, builtin_numpy
-from softmax_oracle.tolerance import Model
 from softmax_oracle.zoo import ZOO
 
 DTYPE_NAMES = ("float64", "float32", "float16", "bfloat16")
@@ -263,7 +268,7 @@ def test_thorough_profile_asks_for_vocabulary_rows():
 def test_reference_claims_meet_vocabulary_rows_under_the_thorough_profile(monkeypatch):
     """The claims that compare with the oracle opt in to vocabulary-sized rows; the others (whose
     checks call a target many times per example) keep to short rows."""
-    from softmax_oracle.claims import get_claim
+    from softmax_oracle.spec.claims import get_claim
 
     asked: list[int] = []
 
@@ -400,9 +405,9 @@ def test_the_claims_checks_use_the_enclosures(claim_id, monkeypatch):
     """The claims hand the comparison lazy references, so that on a long row mpmath evaluates
     only the few elements the enclosures cannot decide (not every element). (softmax_vjp has no
     enclosures yet: its rows stay short.)"""
-    from softmax_oracle import _reference
-    from softmax_oracle._runner import make_env
-    from softmax_oracle.claims import get_claim
+    from softmax_oracle.engine.search import make_env
+    from softmax_oracle.oracle import reference as _reference
+    from softmax_oracle.spec.claims import get_claim
     from softmax_oracle.targets import load_target
 
     evaluated = [0]

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, given, seed, settings
 from hypothesis import strategies as st
 
-from softmax_oracle import strategies as S
-from softmax_oracle._dtypes import DType, get_dtype
+from softmax_oracle.oracle.dtypes import DType, get_dtype
+from softmax_oracle.spec import strategies as S
 
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 EXAMPLES = 300  # per strategy and dtype

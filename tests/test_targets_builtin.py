@@ -14,7 +14,7 @@ import mpmath
 import numpy as np
 import pytest
 
-from softmax_oracle._dtypes import DTYPES, DType, get_dtype, round_to
+from softmax_oracle.oracle.dtypes import DTYPES, DType, get_dtype, round_to
 from softmax_oracle.targets import PROTOCOL, load_target
 from softmax_oracle.targets import builtin_naive as naive
 from softmax_oracle.targets import builtin_numpy as careful
@@ -372,8 +372,8 @@ def test_numpy_float16_rows_longer_than_the_largest_float16():
     """A float16 row of 100,277 near-equal logits: the sum of exp(z - max) overflows float16
     (it exceeds 65504), so the careful target scales it by a power of two instead of returning
     -inf log-probabilities (which PyTorch's CPU float16 log_softmax does on such rows)."""
-    from softmax_oracle._runner import make_env
-    from softmax_oracle.claims import get_claim
+    from softmax_oracle.engine.search import make_env
+    from softmax_oracle.spec.claims import get_claim
     from softmax_oracle.targets import builtin_numpy, load_target
 
     size = 100277

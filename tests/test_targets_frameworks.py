@@ -24,7 +24,7 @@ import mpmath
 import numpy as np
 import pytest
 
-from softmax_oracle._dtypes import DTYPES, DType
+from softmax_oracle.oracle.dtypes import DTYPES, DType
 from softmax_oracle.targets import Target, TargetError, load_target
 
 IN_CI = bool(os.environ.get("CI"))

@@ -8,11 +8,11 @@ get the mathematics right, and the floating point?
 
 from __future__ import annotations
 
-from ._api import ConformanceError, assert_conforms, check
-from ._compare import Refuted
-from .claims import CLAIMS, Claim, get_claim
-from .results import SCHEMA_VERSION, CheckReport, ClaimResult, Counterexample
-from .targets import Target, TargetError, load_target
+from softmax_oracle._api import ConformanceError, assert_conforms, check
+from softmax_oracle.engine.results import SCHEMA_VERSION, CheckReport, ClaimResult, Counterexample
+from softmax_oracle.oracle.compare import Refuted
+from softmax_oracle.spec.claims import CLAIMS, Claim, get_claim
+from softmax_oracle.targets import Target, TargetError, load_target
 
 __version__ = "0.1.0"
 

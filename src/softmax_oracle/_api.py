@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._dtypes import DType
-from .results import CheckReport, ClaimResult
+from softmax_oracle.engine.results import CheckReport, ClaimResult
+from softmax_oracle.oracle.dtypes import DType
 
 __all__ = ["ConformanceError", "assert_conforms", "check"]
 
@@ -23,7 +23,7 @@ def check(target: str | Any, *, dtypes: Sequence[str | DType] = ("float64", "flo
     of claim ids or glob patterns (``softmax.*``). ``level="accurate"`` adds the condition-scaled
     claims. Raises ``TargetError`` if the target cannot be loaded.
     """
-    from ._runner import run_check
+    from softmax_oracle.engine.search import run_check
 
     return run_check(target, dtypes=dtypes, level=level, claims=claims, profile=profile,
                      seed=seed, max_examples=max_examples, timeout=timeout, on_result=on_result)
@@ -36,7 +36,7 @@ class ConformanceError(AssertionError):
 def assert_conforms(target: str | Any, **kwargs: Any) -> CheckReport:
     """One line for a user's test suite: raise ``ConformanceError`` unless every applicable claim
     holds. Accepts the keyword arguments of ``check``."""
-    from .cli import format_refutation
+    from softmax_oracle.cli import format_refutation
 
     report = check(target, **kwargs)
     if not report.ok:

@@ -17,10 +17,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TextIO
 
-from ._dtypes import DTypeError, parse_dtypes
-from .claims import CLAIMS, select
-from .results import CheckReport, ClaimResult
-from .targets import BUILTIN, TargetError
+from softmax_oracle.engine.results import CheckReport, ClaimResult
+from softmax_oracle.oracle.dtypes import DTypeError, parse_dtypes
+from softmax_oracle.spec.claims import CLAIMS, select
+from softmax_oracle.targets import BUILTIN, TargetError
 
 __all__ = ["format_refutation", "main"]
 
@@ -44,7 +44,7 @@ def _inputs(inputs: dict[str, str], width: int = 400) -> str:
 
 def format_refutation(r: ClaimResult) -> str:
     """The readable account of one refuted claim (or one that went against expectation)."""
-    from .claims import get_claim
+    from softmax_oracle.spec.claims import get_claim
 
     claim = get_claim(r.claim_id)
     head = "Claim refuted" if r.verdict == "refuted" else f"Claim {r.verdict}"
@@ -135,7 +135,7 @@ def _summary(report: CheckReport, out: TextIO, verbose: bool) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from ._runner import run_check
+    from softmax_oracle.engine.search import run_check
 
     try:
         dtypes = parse_dtypes(args.dtype)
@@ -170,7 +170,7 @@ def _cmd_claims(args: argparse.Namespace) -> int:
             print("softmax-oracle: error: --markdown writes the whole catalogue; leave out "
                   "--claim", file=sys.stderr)
             return 2
-        from .catalogue import render_markdown
+        from softmax_oracle.spec.catalogue import render_markdown
 
         print(render_markdown())
         return 0
@@ -212,7 +212,7 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import run_report, save_report, summary_text
+    from softmax_oracle.report.build import run_report, save_report, summary_text
 
     try:
         dtypes = parse_dtypes(args.dtype)
@@ -246,7 +246,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from .diff import DiffError, diff_files
+    from softmax_oracle.report.diff import DiffError, diff_files
 
     try:
         diff = diff_files(args.old, args.new, factor=args.factor)
@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("targets", help="list the built-in targets and whether they are installed")
     t.set_defaults(func=_cmd_targets)
 
-    from .report import DEFAULT_TARGETS
+    from softmax_oracle.report.build import DEFAULT_TARGETS
 
     r = sub.add_parser(
         "report", help="run every claim against every target; write an HTML, Markdown and JSON "

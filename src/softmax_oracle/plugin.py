@@ -36,7 +36,7 @@ class ClaimItem(pytest.Item):
         self.add_marker(pytest.mark.softmax_oracle)
 
     def runtest(self) -> None:
-        from ._runner import PROFILES, applicable, make_env, run_claim
+        from softmax_oracle.engine.search import PROFILES, applicable, make_env, run_claim
 
         target = self.state["target"]
         reason = applicable(self.claim, target)
@@ -57,7 +57,7 @@ class ClaimItem(pytest.Item):
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
         if isinstance(excinfo.value, ClaimFailure):
-            from .cli import format_refutation
+            from softmax_oracle.cli import format_refutation
 
             return format_refutation(excinfo.value.result)
         return super().repr_failure(excinfo)
@@ -79,8 +79,8 @@ class OracleCollector(pytest.Collector):
         self.state = state
 
     def collect(self) -> list[pytest.Item]:
-        from ._dtypes import parse_dtypes
-        from .claims import select
+        from softmax_oracle.oracle.dtypes import parse_dtypes
+        from softmax_oracle.spec.claims import select
 
         opts = self.state["options"]
         target = self.state["target"]
@@ -106,7 +106,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     import random
 
-    from .targets import TargetError, load_target
+    from softmax_oracle.targets import TargetError, load_target
 
     try:
         target = load_target(spec)

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .targets import builtin_numpy as _careful
+from softmax_oracle.targets import builtin_numpy as _careful
 
 __all__ = ["CONTROL", "ZOO", "ZooMember", "as_target"]
 

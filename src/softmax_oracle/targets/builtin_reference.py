@@ -1,6 +1,6 @@
 """mpmath as a target: the oracle's own values, rounded once to the input's dtype.
 
-This is the same machinery that judges every other target (``softmax_oracle._reference``: a
+This is the same machinery that judges every other target (``softmax_oracle.oracle.reference``: a
 private ``mpmath.MPContext`` at 2t + 64 bits, exact inputs, exact gaps x_j - a, log1p of the
 sum without the maximal term, 1 - g_j as -expm1(l_j)), so that ``softmax-oracle check reference``
 checks the claims about the mathematics with it. Each result is rounded once, directly to the
@@ -19,8 +19,8 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from softmax_oracle._dtypes import DType, get_dtype, round_to
-from softmax_oracle._reference import MPF, RowRef, dense_ref, mp_vector, row_ref, rows_of
+from softmax_oracle.oracle.dtypes import DType, get_dtype, round_to
+from softmax_oracle.oracle.reference import MPF, RowRef, dense_ref, mp_vector, row_ref, rows_of
 
 __all__ = [
     "cross_entropy",
@@ -67,7 +67,7 @@ def _map_rows(z: Any, axis: int, reduce: bool,
 
 def _rows_like(a: Any, z: Any, axis: int) -> list[Sequence[MPF]]:
     dt = get_dtype(np.asarray(z).dtype.name)
-    from softmax_oracle._reference import context
+    from softmax_oracle.oracle.reference import context
 
     ctx = context(dt.prec)
     return [mp_vector(ctx, r) for r in rows_of(np.asarray(a), axis)]

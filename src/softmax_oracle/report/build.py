@@ -10,7 +10,7 @@ catalogue order, so the output does not depend on which job finished first.
 
 Python API::
 
-    from softmax_oracle.report import write_report
+    from softmax_oracle.report.build import write_report
     data = write_report("softmax-oracle-report", ["numpy", "naive"], dtypes=["float32"],
                         profile="quick")
 
@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._dtypes import get_dtype
-from .claims import CLAIMS, Claim, get_claim, select
-from .results import SCHEMA_VERSION, CheckReport, ClaimResult, Counterexample
+from softmax_oracle.engine.results import SCHEMA_VERSION, CheckReport, ClaimResult, Counterexample
+from softmax_oracle.oracle.dtypes import get_dtype
+from softmax_oracle.spec.claims import CLAIMS, Claim, get_claim, select
 
 __all__ = [
     "ACCURACY_CLAIMS",
@@ -402,8 +402,8 @@ def _run_job(job: _Job) -> _Outcome:
 
 
 def _execute(job: _Job, on_result: Callable[[ClaimResult, int, int], None] | None) -> _Outcome:
-    from ._runner import run_check
-    from .targets import TargetError, load_target
+    from softmax_oracle.engine.search import run_check
+    from softmax_oracle.targets import TargetError, load_target
 
     try:
         tgt = load_target(job.target)
@@ -652,7 +652,7 @@ def run_report(targets: Sequence[str] | None = None, *,
     job in a worker process (default: 20 s per example of the profile, e.g. 20 min for the
     default profile; 0: none), after which its claims are reported as errors. ``progress``: None
     shows it only on a terminal (and not under CI)."""
-    from ._runner import PROFILES, versions
+    from softmax_oracle.engine.search import PROFILES, versions
 
     if level not in ("stable", "accurate"):
         raise ValueError(f"level={level!r}: use 'stable' or 'accurate'")
@@ -785,7 +785,7 @@ def _assemble(names: Sequence[str], dtypes: Sequence[str], jobs: Sequence[_Job],
               outcomes: dict[int, _Outcome], level: str, profile: str,
               seed: int) -> tuple[list[CheckReport], list[Skipped]]:
     """Merge the jobs' reports into one CheckReport per target, in catalogue order."""
-    from ._runner import versions
+    from softmax_oracle.engine.search import versions
 
     reports, skipped = [], []
     for name in names:
@@ -826,7 +826,9 @@ def save_report(data: ReportData, out: str | os.PathLike[str]) -> dict[str, Path
     """Write index.html, report.md, plots/*.svg and results.json into ``out``."""
     import json
 
-    from . import _render_html, _render_md, _svg
+    from softmax_oracle.report import html as _render_html
+    from softmax_oracle.report import markdown as _render_md
+    from softmax_oracle.report import svg as _svg
 
     root = Path(out)
     (root / "plots").mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,9 @@ import html
 from collections import Counter
 from collections.abc import Sequence
 
-from ._mathml import MathMLError, to_mathml
-from .cli import format_refutation
-from .report import (
+from softmax_oracle.cli import format_refutation
+from softmax_oracle.engine.results import ClaimResult
+from softmax_oracle.report.build import (
     ReportData,
     accuracy,
     anchor,
@@ -24,7 +24,7 @@ from .report import (
     refutations,
     status,
 )
-from .results import ClaimResult
+from softmax_oracle.report.mathml import MathMLError, to_mathml
 
 __all__ = ["formula", "render"]
 
@@ -463,7 +463,7 @@ def _refutations(data: ReportData) -> str:
 
 
 def _run(data: ReportData) -> str:
-    from ._runner import PROFILES
+    from softmax_oracle.engine.search import PROFILES
 
     prof = PROFILES.get(data.profile)
     desc = f" ({_e(prof.description)}; {prof.max_examples} examples per claim)" if prof else ""

@@ -16,7 +16,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .report import ACCURACY_CLAIMS, ReportData, claim_of, columns, fmt_ratio, magnitude
+from softmax_oracle.report.build import (
+    ACCURACY_CLAIMS,
+    ReportData,
+    claim_of,
+    columns,
+    fmt_ratio,
+    magnitude,
+)
 
 __all__ = ["DTYPE_COLORS", "plots", "target_color"]
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .results import SCHEMA_VERSION
+from softmax_oracle.engine.results import SCHEMA_VERSION
 
 __all__ = ["Change", "Diff", "DiffError", "compare", "diff_files", "load"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .claims import CLAIMS, Claim
+from softmax_oracle.spec.claims import CLAIMS, Claim
 
 __all__ = ["render_markdown"]
 
@@ -46,7 +46,7 @@ def render_markdown() -> str:
     lines = [
         "# The claims",
         "",
-        "Generated from `src/softmax_oracle/claims.py` by `softmax-oracle claims --markdown`; "
+        "Generated from `src/softmax_oracle/spec/claims.py` by `softmax-oracle claims --markdown`; "
         "do not edit by hand.",
         "",
         f"{len(CLAIMS)} claims. Claims marked *level accurate* run only with "

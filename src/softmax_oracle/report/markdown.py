@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .cli import format_refutation
-from .report import (
+from softmax_oracle.cli import format_refutation
+from softmax_oracle.report.build import (
     ReportData,
     accuracy,
     claim_of,
@@ -205,7 +205,7 @@ def _refutations(data: ReportData) -> list[str]:
 
 
 def _run(data: ReportData) -> list[str]:
-    from ._runner import PROFILES
+    from softmax_oracle.engine.search import PROFILES
 
     prof = PROFILES.get(data.profile)
     cpu = sum(t.seconds for t in data.targets)

@@ -1,8 +1,9 @@
 """Adversarial inputs: Hypothesis strategies that go where softmax bugs live.
 
-Every strategy is built for one floating-point format (a :class:`~softmax_oracle._dtypes.DType`)
-and returns numpy arrays of that format. Values are generated in float64 and cast once; the cast
-array *is* the input (nothing downstream should compare against the float64 values).
+Every strategy is built for one floating-point format (a
+:class:`~softmax_oracle.oracle.dtypes.DType`) and returns numpy arrays of that format. Values
+are generated in float64 and cast once; the cast array *is* the input (nothing downstream should
+compare against the float64 values).
 
 Logits are drawn from one *base family* and up to two *modifiers* (see :data:`LOGIT_FAMILIES`),
 then optionally masked with -inf. Each example carries ``regime``: the tags of everything that
@@ -32,7 +33,7 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from softmax_oracle._dtypes import DType, get_dtype
+from softmax_oracle.oracle.dtypes import DType, get_dtype
 
 __all__ = [
     "COTANGENT_FAMILIES",

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ._dtypes import DType
-from ._reference import (
+from softmax_oracle.oracle.dtypes import DType
+from softmax_oracle.oracle.reference import (
     MPF,
     Ball,
     Bounds,

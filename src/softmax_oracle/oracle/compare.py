@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ._dtypes import DType, round_to
-from ._reference import _F64, _LD, MPF, Bounds, Certified, concat
+from softmax_oracle.oracle.dtypes import DType, round_to
+from softmax_oracle.oracle.reference import _F64, _LD, MPF, Bounds, Certified, concat
 
 __all__ = ["Assessment", "Refuted", "assess", "concat", "index_labeler"]
 

@@ -34,18 +34,18 @@ from hypothesis import target as htarget
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import HypothesisException
 
-from ._call import Env, _deadline
+from softmax_oracle.targets.call import Env, _deadline
 
 if sys.version_info >= (3, 11):
     _GROUP: type[BaseException] = builtins.BaseExceptionGroup
 else:  # Python 3.10
     from exceptiongroup import BaseExceptionGroup as _GROUP
-from ._compare import Refuted
-from ._dtypes import DType, get_dtype
-from .claims import Claim, Inputs, select
-from .results import CheckReport, ClaimResult, Counterexample
-from .targets import Target, load_target
-from .tolerance import Model
+from softmax_oracle.engine.results import CheckReport, ClaimResult, Counterexample
+from softmax_oracle.oracle.compare import Refuted
+from softmax_oracle.oracle.dtypes import DType, get_dtype
+from softmax_oracle.oracle.tolerance import Model
+from softmax_oracle.spec.claims import Claim, Inputs, select
+from softmax_oracle.targets import Target, load_target
 
 __all__ = ["PROFILES", "Profile", "run_check", "run_claim"]
 
@@ -398,7 +398,7 @@ def _chunks(work: Sequence[tuple[int, DType, Claim]]) -> list[list[tuple[int, DT
 def _run_chunk(spec: Any, dtype: str, items: list[tuple[int, str]], run: _Run
                ) -> list[tuple[int, ClaimResult]]:
     """In a worker: the claims of one chunk, each as run_check would run it."""
-    from .claims import get_claim
+    from softmax_oracle.spec.claims import get_claim
 
     os.chdir(run.cwd)
     sys.path[:] = [p for p in run.sys_path if p not in sys.path] + sys.path
@@ -416,7 +416,7 @@ def _mp_context() -> Any:
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     with contextlib.suppress(Exception):
-        ctx.set_forkserver_preload(["softmax_oracle._runner"])
+        ctx.set_forkserver_preload(["softmax_oracle.engine.search"])
     return ctx
 
 

@@ -27,11 +27,10 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from . import strategies as S
-from ._call import Env
-from ._compare import Refuted, assess, index_labeler
-from ._dtypes import DType, get_dtype
-from ._reference import (
+import softmax_oracle.spec.strategies as S
+from softmax_oracle.oracle.compare import Refuted, assess, index_labeler
+from softmax_oracle.oracle.dtypes import DType, get_dtype
+from softmax_oracle.oracle.reference import (
     MPF,
     RowRef,
     concat,
@@ -41,6 +40,7 @@ from ._reference import (
     row_ref,
     rows_of,
 )
+from softmax_oracle.targets.call import Env
 
 __all__ = ["CLAIMS", "Claim", "Inputs", "get_claim", "select"]
 
@@ -527,7 +527,7 @@ def check_ls_nonpositive(env: Env, ex: Example) -> float:
 def check_ls_finite(env: Env, ex: Example) -> float:
     z, axis = ex["z"], ex["axis"]
     out = rows_of(env.call("log_softmax", z, axis=axis), axis)
-    from ._dtypes import round_to
+    from softmax_oracle.oracle.dtypes import round_to
 
     for i, r in enumerate(env.rows(z, axis)):
         for j, lj in enumerate(r.l):
@@ -656,7 +656,7 @@ def check_ce_finite(env: Env, ex: Example) -> float:
     z, n, axis = ex["z"], ex["n"], ex["axis"]
     ce = env.call("cross_entropy", z, n, axis=axis).reshape(-1)
     ns = _targets_rows(env, n, axis)
-    from ._dtypes import round_to
+    from softmax_oracle.oracle.dtypes import round_to
 
     for i, r in enumerate(env.rows(z, axis)):
         exact = r.cross_entropy(ns[i])
@@ -723,7 +723,7 @@ def _ce_of(ns: Sequence[MPF]) -> Callable[[list[MPF]], MPF]:
 
 
 def _row_of_mp(zs: Sequence[MPF]) -> RowRef:
-    from ._reference import _row_ref_mp
+    from softmax_oracle.oracle.reference import _row_ref_mp
 
     return _row_ref_mp(zs[0].context, zs)
 
@@ -868,7 +868,7 @@ def _contract_no_mutation(fname: str) -> Check:
 def _contract_shape_dtype(fname: str) -> Check:
     def check(env: Env, ex: Example) -> float:
         out = _call_for(fname, env, ex)
-        from ._call import _to_numpy
+        from softmax_oracle.targets.call import _to_numpy
 
         outs = out if fname == "dense_grads" else (out,)
         if fname == "dense_grads":
@@ -919,7 +919,7 @@ def _contract_axis(fname: str) -> Check:
                           f"last axis, axis=-1")
         batched = env.call(fname, *args, axis=axis)
         if default is not None and axis % z.ndim == z.ndim - 1:
-            from ._call import _as_float
+            from softmax_oracle.targets.call import _as_float
 
             expected = batched.shape
             plain = _as_float(f"{fname}() without axis", env.call_raw(fname, *args), expected)
@@ -992,7 +992,7 @@ def _widened(fname: str, ex: Example) -> Example:
 
 def _contract_deterministic(fname: str) -> Check:
     def check(env: Env, ex: Example) -> float:
-        from ._call import _to_numpy
+        from softmax_oracle.targets.call import _to_numpy
 
         # Three calls: nondeterminism (unordered reductions, random tie-breaking) often changes
         # only the last bit, and only on some calls. No reference is needed, so calls are cheap.

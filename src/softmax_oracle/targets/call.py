@@ -19,11 +19,11 @@ from typing import Any, cast
 
 import numpy as np
 
-from ._compare import Refuted
-from ._dtypes import DType
-from ._reference import RowRef, row_refs
-from .targets import PROTOCOL, Target
-from .tolerance import Model
+from softmax_oracle.oracle.compare import Refuted
+from softmax_oracle.oracle.dtypes import DType
+from softmax_oracle.oracle.reference import RowRef, row_refs
+from softmax_oracle.oracle.tolerance import Model
+from softmax_oracle.targets import PROTOCOL, Target
 
 __all__ = ["Env", "TargetTimeout"]
 
