@@ -1,5 +1,5 @@
-"""Helpers shared by the benchmark scripts: running jobs in isolated processes, and
-regenerating one marked part of a Markdown file.
+"""Helpers shared by the benchmark scripts: running jobs in supervised worker processes (the
+kit's own scheduler), and regenerating one marked part of a Markdown file.
 
 A part lives between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``; several scripts write
 their own parts of the same file (docs/benchmarks.md).
@@ -9,70 +9,53 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import multiprocessing as mp
 import os
 import re
-import time
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import wait
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-def _child(conn: Any, fn: Callable[[Any], Any], item: Any) -> None:
-    try:
-        conn.send(("ok", fn(item)))
-    except BaseException as e:  # reported, not lost with the process
-        conn.send(("error", f"raised {type(e).__name__}: {e}"))
-    finally:
-        conn.close()
+def run_jobs(fn: Callable[[T], Any], items: Sequence[T], *, jobs: int,
+             failed: Callable[[T, str], Any], limit: float | None = None,
+             done: Callable[[T, Any], None] | None = None) -> list[Any]:
+    """``fn(item)`` for each item through the kit's scheduler, each in a fresh supervised worker
+    process, ``jobs`` at a time; the results in the order of ``items``. An item whose call
+    raises, whose process dies (a crash, or out of memory) or that runs longer than ``limit``
+    seconds gives ``failed(item, why)`` instead, ``why`` starting with "raised", "died" or
+    "timeout". ``done(item, result)`` is called here as each result arrives. A fresh process
+    per item keeps one item's imports and caches (a framework's compiled kernels) from piling
+    up in the next.
 
+    ``fn`` and the items travel to the worker by pickling, so ``fn`` must be a top-level
+    function of a module the worker can import: not one of a script run as ``python x.py``,
+    whose functions live in ``__main__`` (the scripts run their ``main`` from their own module
+    for that reason). Always on this machine, whatever ``$SOFTMAX_ORACLE_EXECUTOR`` says: the
+    results quote its cores and load."""
+    from softmax_oracle.engine.jobs import CallFailed, CallJob, here
+    from softmax_oracle.engine.scheduler import Interrupted, Scheduler
 
-def run_forked(fn: Callable[[T], Any], items: Sequence[T], *, jobs: int,
-               failed: Callable[[T, str], Any], limit: float | None = None,
-               done: Callable[[T, Any], None] | None = None) -> list[Any]:
-    """``fn(item)`` for each item, each in a fresh forked process, ``jobs`` at a time; the
-    results in the order of ``items``. A process that raises, dies (a crash, or out of memory)
-    or runs longer than ``limit`` seconds gives ``failed(item, why)`` instead, ``why`` starting
-    with "raised", "died" or "timeout". ``done`` is called
-    here with each result as it arrives. A fresh process per item keeps one item's imports and
-    caches (a framework's compiled kernels) from piling up in the next."""
-    ctx = mp.get_context("fork")
-    pending = list(enumerate(items))
-    running: dict[Any, tuple[Any, int, float]] = {}
-    results: dict[int, Any] = {}
+    where = here()
+    calls = [CallJob(**where, function=fn, argument=item, timeout=limit or 0.0)
+             for item in items]
+    results: list[Any] = [None] * len(items)
+    finished: set[int] = set()
 
-    def finish(i: int, result: Any) -> None:
-        results[i] = result
+    def finish(i: int, answer: Any) -> None:
+        results[i] = failed(items[i], answer.why) if isinstance(answer, CallFailed) else answer
+        finished.add(i)
         if done is not None:
-            done(items[i], result)
+            done(items[i], results[i])
 
-    while pending or running:
-        while pending and len(running) < max(1, jobs):
-            i, item = pending.pop(0)
-            parent, child = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(child, fn, item), daemon=True)
-            proc.start()
-            child.close()
-            running[parent] = (proc, i, time.perf_counter())
-        for conn in wait(list(running), timeout=1.0):
-            proc, i, _ = running.pop(conn)
-            try:
-                status, value = conn.recv()  # type: ignore[union-attr]
-            except EOFError:
-                proc.join()
-                status, value = "error", f"died (exit code {proc.exitcode})"
-            proc.join()
-            finish(i, value if status == "ok" else failed(items[i], value))
-        now = time.perf_counter()
-        for conn, (proc, i, started) in list(running.items()):
-            if limit is not None and now - started > limit:
-                proc.kill()
-                proc.join()
-                del running[conn]
-                finish(i, failed(items[i], f"timeout: still running after {limit:.0f} s"))
-    return [results[i] for i in range(len(items))]
+    with Scheduler("local", jobs=max(1, jobs)) as scheduler:
+        try:
+            answers = scheduler.run(calls, on_done=finish)
+        except Interrupted as e:  # Ctrl-C, or ``done`` raised: that, not the scheduler's wrapper
+            raise (e.__cause__ or e) from None
+    for i in sorted(set(range(len(items))) - finished):  # fn returned None: no on_done for it
+        finish(i, answers[i])
+    return results
 
 
 def splice(path: str, name: str, body: str, heading: str) -> None:

@@ -8,10 +8,13 @@ otherwise), each rewriting its own part of the file:
    many seeds, and the conventional baseline;
 2. ``mutation.py``: mutation score of the claims on the numpy target;
 3. ``speed.py``: reference throughput, vocabulary-sized rows, ``check`` per profile, parallel
-   speed-ups.
+   speed-ups;
+4. ``overhead.py``: what running each claim in a supervised worker process costs, against
+   running it in the caller's process, and the workers' start-up time.
 
 Exit status: non-zero if any of them reported a problem (a zoo member escaped, a false alarm,
-a mutant the driver could not run), after all have run.
+a mutant the driver could not run, claims whose verdicts changed in a worker process), after all
+have run.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ STEPS = {
                   "--alarm-targets", "numpy:30,scipy:20,torch:20,jax:10"],
     "mutation": ["mutation.py", "--profile", "ci", "--confirm-dtypes", "float16,bfloat16"],
     "speed": ["speed.py"],
+    "overhead": ["overhead.py"],
 }
 
 

@@ -15,8 +15,8 @@ function of a member on fixed random inputs, against the kit's careful numpy imp
     python benchmarks/detection.py                 # one seed, zoo only, printed
 
 ``--out FILE`` rewrites only the part of FILE between ``<!-- detection:begin -->`` and
-``<!-- detection:end -->``. One process per (member, seed) and (target, seed); two at a time by
-default.
+``<!-- detection:end -->``. Each (member, seed) and (target, seed) runs in a fresh supervised
+worker process of the kit's scheduler; two at a time by default.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from softmax_oracle import check
-from softmax_oracle.engine.search import PROFILES, make_env, run_claim
+from softmax_oracle.engine.profiles import PROFILES
+from softmax_oracle.engine.search import make_env, run_claim
 from softmax_oracle.oracle.compare import Refuted
 from softmax_oracle.oracle.dtypes import get_dtype
 from softmax_oracle.spec.claims import get_claim
@@ -45,7 +46,7 @@ from softmax_oracle.targets import TargetError, builtin_numpy, load_target
 from softmax_oracle.zoo import ZOO, ZooMember, as_target
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import provenance, run_forked, splice, versions
+from _shared import provenance, run_jobs, splice, versions
 
 __all__ = ["conventional_test", "false_alarms", "first_counterexample"]
 
@@ -192,6 +193,7 @@ def _job(job: tuple[str, Any, str, int | None]) -> dict[str, Any]:
 def _failed(job: tuple[str, Any, str, int | None], why: str) -> dict[str, Any]:
     """The record of a job whose process raised or died: an error, never a verdict."""
     kind, what = job[0], job[1]
+    why = why.splitlines()[0]  # the traceback or the end of stderr that follows: not for a table
     if kind == "zoo":
         member = _BY_NAME[what[0]]
         return {"member": member.name, "seed": what[1], "claims": [
@@ -403,11 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     provenance()  # the state of the checkout when the run starts
     load_start = os.getloadavg()[0]
     start = time.perf_counter()
-    if a.jobs > 1:
-        run_forked(_job, todo, jobs=a.jobs, failed=_failed, done=keep)
-    else:  # in this process
-        for job in todo:
-            keep(job, _job(job))
+    run_jobs(_job, todo, jobs=a.jobs, failed=_failed, done=keep)
     wall = time.perf_counter() - start
     results = [saved[_job_key(job)] for job in jobs]
     load_end = os.getloadavg()[0]
@@ -429,4 +427,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import detection  # main from the module, so that its jobs pickle as detection._job
+
+    sys.exit(detection.main())

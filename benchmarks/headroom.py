@@ -5,18 +5,21 @@ every refutation (which at the stable level would be a false alarm or a framewor
     python benchmarks/headroom.py --targets numpy,scipy,torch,jax,optax --seeds 1,2,3 \
         --dtypes float64,float32,float16,bfloat16 --out docs/headroom.md
 
-Each (target, seed) runs in its own process; two at a time by default.
+Each (target, seed) runs in a fresh supervised worker process of the kit's scheduler, as many at
+a time as there are cores by default.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
 import os
 import sys
 import time
 from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _shared import run_jobs
 
 
 def _one(args: tuple[str, int, str, str]) -> dict:
@@ -33,6 +36,11 @@ def _one(args: tuple[str, int, str, str]) -> dict:
             "results": [r.to_json() for r in report.results]}
 
 
+def _failed(args: tuple[str, int, str, str], why: str) -> dict:
+    """The record of a run whose process raised or died: no maxima, listed as a failure."""
+    return {"target": args[0], "seed": args[1], "failed": why.splitlines()[0]}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--targets", default="numpy,scipy,torch,jax,optax")
@@ -46,12 +54,14 @@ def main() -> int:
     jobs = [(t, int(s), a.dtypes, a.profile) for t in a.targets.split(",")
             for s in a.seeds.split(",")]
     start = time.perf_counter()
-    with cf.ProcessPoolExecutor(a.jobs) as pool:
-        runs = list(pool.map(_one, jobs))
+    runs = run_jobs(_one, jobs, jobs=a.jobs, failed=_failed)
     wall = time.perf_counter() - start
     worst: dict[tuple[str, str, str], tuple[float, str]] = defaultdict(lambda: (0.0, ""))
-    refuted, skipped, examples = [], [], 0
+    refuted, skipped, failures, examples = [], [], [], 0
     for run in runs:
+        if "failed" in run:
+            failures.append(f"{run['target']} seed {run['seed']}: {run['failed']}")
+            continue
         if "skipped" in run:
             skipped.append(f"{run['target']}: {run['skipped']}")
             continue
@@ -100,6 +110,8 @@ def main() -> int:
         lines.append(f"- {t} seed {s} {dt} {cid}: {prob.splitlines()[0] if prob else ''}")
     for s in skipped:
         lines.append(f"- skipped {s}")
+    for s in failures:
+        lines.append(f"- failed {s}")
     text = "\n".join(lines) + "\n"
     if a.out == "-":
         sys.stdout.write(text)
@@ -109,8 +121,10 @@ def main() -> int:
     if a.raw:
         with open(a.raw, "w", encoding="utf-8") as f:
             json.dump(runs, f)
-    return 1 if refuted else 0
+    return 1 if refuted or failures else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import headroom  # main from the module, so that its jobs pickle as headroom._one
+
+    sys.exit(headroom.main())

@@ -11,8 +11,8 @@ mutant is loaded as a target from a temporary file and checked with
 the claims that involve a protocol function whose code reaches the mutated function (all claims
 for a mutant of ``_exp``, which the kit calls to probe for flushed subnormals), and stopped at the
 first refuted claim. A mutant is *killed* when a claim is refuted or errors, or when its check
-hangs (runs far longer than the unmutated module's). Each mutant runs in a forked process and a
-fresh directory (no example database is shared).
+hangs (runs far longer than the unmutated module's). Each mutant runs in a fresh supervised worker
+process of the kit's scheduler and a fresh directory (no example database is shared).
 
     python benchmarks/mutation.py --profile ci --confirm-dtypes float16,bfloat16 \
         --out docs/benchmarks.md
@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import functools
-import importlib.metadata
-import importlib.util
 import os
 import platform
 import sys
@@ -44,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import provenance, run_forked, splice, versions
+from _shared import provenance, run_jobs, splice, versions
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "src",
                       "softmax_oracle", "targets", "builtin_numpy.py")
@@ -257,23 +254,19 @@ def claims_for(function: str, source: str | None = None, level: str = "accurate"
     return [c.id for c in chosen if set(c.needs) & affected]
 
 
-def _load(mutant: Mutant, directory: str) -> Any:
+def _write(mutant: Mutant, directory: str) -> str:
+    """The mutant as a file: a target the kit's workers can load by its path."""
     path = os.path.join(directory, f"builtin_numpy_mutant_{mutant.index}.py")
     with open(path, "w", encoding="utf-8") as f:
         f.write(mutant.source)
-    name = f"_softmax_oracle_mutant_{mutant.index}_{os.getpid()}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return path
 
 
 def run_mutant(mutant: Mutant, profile: str = "ci", seed: int | None = None,
                dtypes: Sequence[str] = ("float64", "float32"), level: str = "accurate",
                max_examples: int | None = None, timeout: float = 2.0) -> dict[str, Any]:
     """Check one mutant; killed when a claim is refuted or errors (the check stops there)."""
-    from softmax_oracle import check
+    from softmax_oracle import TargetError, check
 
     start = time.perf_counter()
     claims = claims_for(mutant.function, level=level)
@@ -290,15 +283,13 @@ def run_mutant(mutant: Mutant, profile: str = "ci", seed: int | None = None,
         old = os.getcwd()
         os.chdir(tmp)  # no example database carried over between mutants
         try:
-            try:
-                module = _load(mutant, tmp)
-            except Exception as e:  # the mutant cannot even be imported
-                stop.update(by="import", verdict="error", problem=f"{type(e).__name__}: {e}")
-            else:
-                with contextlib.suppress(_Stop):
-                    check(module, dtypes=list(dtypes), level=level, claims=",".join(claims),
-                          profile=profile, seed=seed, max_examples=max_examples,
-                          timeout=timeout, on_result=on_result)
+            check(_write(mutant, tmp), dtypes=list(dtypes), level=level,
+                  claims=",".join(claims), profile=profile, seed=seed,
+                  max_examples=max_examples, timeout=timeout, on_result=on_result)
+        except TargetError as e:  # the mutant cannot even be imported
+            stop.update(by="import", verdict="error", problem=str(e))
+        except _Stop:  # on_result stopped the check: the run stops and this comes out as itself
+            pass
         finally:
             os.chdir(old)
     if stop:
@@ -310,12 +301,13 @@ def run_mutant(mutant: Mutant, profile: str = "ci", seed: int | None = None,
 
 def run_all(selected: Sequence[Mutant], *, jobs: int, limit: float,
             **kwargs: Any) -> list[dict[str, Any]]:
-    """Run mutants in forked processes, ``jobs`` at a time. A mutant still running after
+    """Run mutants in worker processes, ``jobs`` at a time. A mutant still running after
     ``limit`` seconds is stopped and counted as killed by a timeout (a hang that the per-call
     deadline turned into a long series of refutations while shrinking); one that crashes the
     process counts as killed too."""
 
     def failed(mutant: Mutant, why: str) -> dict[str, Any]:
+        why = why.splitlines()[0]  # the traceback or the end of stderr that follows: not kept
         if why.startswith("raised"):  # the driver's own failure: reported, never a kill
             return {"index": mutant.index, "killed": False, "by": "", "problem": why,
                     "seconds": 0.0, "driver_error": True}
@@ -323,12 +315,8 @@ def run_all(selected: Sequence[Mutant], *, jobs: int, limit: float,
         return {"index": mutant.index, "killed": True, "by": "timeout" if timeout else "crash",
                 "problem": why, "seconds": limit if timeout else 0.0}
 
-    return run_forked(functools.partial(_run_one, kwargs=kwargs), selected, jobs=jobs,
-                      failed=failed, limit=limit)
-
-
-def _run_one(mutant: Mutant, kwargs: dict[str, Any]) -> dict[str, Any]:
-    return run_mutant(mutant, **kwargs)
+    return run_jobs(functools.partial(run_mutant, **kwargs), selected, jobs=jobs,
+                    failed=failed, limit=limit)
 
 
 # --- classification of survivors and the report --------------------------------------------------
@@ -531,4 +519,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import mutation  # main from the module, so that its jobs pickle as mutation.run_mutant
+
+    sys.exit(mutation.main())

@@ -1,12 +1,18 @@
-"""Smoke tests of the benchmark scripts' cores: the detection measurement on two zoo members,
-the conventional baseline, the mutation driver on three mutants, and the splicing of their parts
-of docs/benchmarks.md. Seconds, not minutes: few examples, one dtype."""
+"""Smoke tests of the benchmark scripts' cores: running their jobs through the kit's scheduler,
+the detection measurement on two zoo members, the conventional baseline, the mutation driver on
+three mutants, and the splicing of their parts of docs/benchmarks.md. Seconds, not minutes: few
+examples, one dtype."""
 
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
+import os
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -30,6 +36,11 @@ def _script(name: str) -> ModuleType:
 
 
 @pytest.fixture(scope="module")
+def shared() -> ModuleType:
+    return _script("_shared")
+
+
+@pytest.fixture(scope="module")
 def detection() -> ModuleType:
     return _script("detection")
 
@@ -37,6 +48,100 @@ def detection() -> ModuleType:
 @pytest.fixture(scope="module")
 def mutation() -> ModuleType:
     return _script("mutation")
+
+
+@functools.cache
+def _mutants(mutation: ModuleType) -> list:
+    """Every mutant, made once (seconds of ``ast`` work)."""
+    return mutation.mutants()
+
+
+# --- jobs through the scheduler: the functions below run in the engine's worker processes -------
+
+
+def _behave(item: tuple[str, float]) -> int | None:
+    """A benchmark job that returns, raises, dies, hangs or returns None, as ``item`` says; the
+    ones that return give their process id."""
+    what, arg = item
+    if what == "raise":
+        raise ValueError(f"boom {arg}")
+    if what == "exit":
+        os._exit(int(arg))
+    if what == "hang":
+        Path(f"hang-{arg}.pid").write_text(str(os.getpid()))  # in the job's cwd: tmp_path
+        time.sleep(600)
+    if what == "wait":  # until the job named ``arg`` has written its file, then a little longer
+        deadline = time.monotonic() + 60
+        while not Path(f"{arg}.done").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+    if what == "none":
+        return None
+    Path(f"{arg}.done").write_text("")
+    return os.getpid()
+
+
+def _failed(item: tuple[str, float], why: str) -> tuple[str, str]:
+    return ("failed", why)
+
+
+def test_jobs_that_raise_die_or_hang_become_failures_in_job_order(shared):
+    items = [("ok", 1), ("raise", 2), ("exit", 3), ("hang", 4), ("none", 5), ("ok", 6)]
+    seen: list[tuple[tuple[str, float], object, str]] = []
+    start = time.monotonic()
+    results = shared.run_jobs(_behave, items, jobs=2, limit=3.0, failed=_failed,
+                              done=lambda item, result: seen.append(
+                                  (item, result, threading.current_thread().name)))
+    ok, raised, died, hung, none, ok2 = results
+    assert raised[0] == "failed" and raised[1].startswith("raised ValueError: boom 2")
+    assert died[0] == "failed" and died[1].startswith("died: exited with status 3")
+    assert hung[0] == "failed" and hung[1].startswith("timeout: did not return within 3 s")
+    assert none is None
+    # each job in a fresh process of its own, none of them this one
+    assert isinstance(ok, int) and isinstance(ok2, int) and len({ok, ok2, os.getpid()}) == 3
+    # the hanging job's process was killed, not left behind
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(Path("hang-4.pid").read_text()), 0)
+    assert time.monotonic() - start < 60
+    # done: once per job, with its result, here in the calling thread
+    assert sorted(seen, key=lambda s: items.index(s[0])) == [
+        (item, result, threading.current_thread().name) for item, result in zip(items, results)]
+
+
+def test_results_keep_job_order_when_jobs_finish_out_of_order(shared):
+    items = [("wait", "c"), ("ok", "b"), ("ok", "c")]  # the first finishes after the third
+    arrived: list[tuple[str, str]] = []
+    results = shared.run_jobs(_behave, items, jobs=2, failed=_failed,
+                              done=lambda item, result: arrived.append(item))
+    assert arrived.index(("ok", "c")) < arrived.index(("wait", "c"))
+    assert all(isinstance(r, int) for r in results) and len(set(results)) == 3
+
+
+def test_an_error_in_the_progress_callback_stops_the_run_as_itself(shared):
+    def done(item: object, result: object) -> None:
+        raise RuntimeError("progress failed")
+
+    with pytest.raises(RuntimeError, match="progress failed"):
+        shared.run_jobs(_behave, [("ok", 1)], jobs=1, failed=_failed, done=done)
+
+
+def test_a_benchmark_script_runs_its_jobs_in_workers_from_its_command_line(tmp_path):
+    """Run as ``python benchmarks/detection.py``, its job functions live in ``__main__``; they
+    must still reach the workers (the script runs main from its own module)."""
+    out = tmp_path / "detection.md"
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "detection.py"), "--members", "lse_max_only",
+         "--profile", "quick", "--max-examples", "5", "--jobs", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| lse_max_only | float64, stable | 1/1 |" in out.read_text(encoding="utf-8")
+
+
+def test_headroom_jobs_run_in_workers(shared):
+    headroom = _script("headroom")
+    (run,) = shared.run_jobs(headroom._one, [("no-such-target", 1, "float64", "quick")], jobs=1,
+                             failed=headroom._failed)
+    assert run["target"] == "no-such-target" and "no-such-target" in run["skipped"]
 
 
 def _member(name: str):
@@ -81,7 +186,7 @@ def test_detection_writes_only_its_part_of_the_file(detection, tmp_path):
 
 
 def test_mutants_are_distinct_and_compile(mutation):
-    mutants = mutation.mutants()
+    mutants = _mutants(mutation)
     original = ast.unparse(ast.parse(Path(mutation.SOURCE).read_text(encoding="utf-8")))
     sources = {m.source for m in mutants}
     assert len(sources) == len(mutants) and original not in sources
@@ -100,7 +205,7 @@ def test_mutants_are_checked_only_on_the_claims_that_reach_them(mutation):
 
 
 def _find(mutation, function: str, before: str, after: str):
-    return next(m for m in mutation.mutants()
+    return next(m for m in _mutants(mutation)
                 if m.function == function and before in m.before and after in m.after)
 
 
@@ -118,9 +223,23 @@ def test_the_mutation_driver_kills_real_changes_and_spares_an_equivalent_one(mut
     assert not mutation.run_mutant(same, **kwargs)["killed"]
 
 
+def test_the_mutation_driver_counts_an_overlong_mutant_as_killed_and_its_own_failure_not(
+        mutation):
+    mutant = _find(mutation, "_log_softmax_last", "zs - _log1p_sum(s, e)", "zs + _log1p_sum(s, e)")
+    kwargs = {"profile": "quick", "seed": 1, "max_examples": 5}
+    # its check takes longer than a second: its worker is stopped, and that counts as a kill
+    (slow,) = mutation.run_all([mutant], jobs=1, limit=0.5, dtypes=["float64"], **kwargs)
+    assert slow["killed"] and slow["by"] == "timeout" and slow["problem"].startswith("timeout")
+    # the driver itself fails (an unknown dtype): reported, never a kill
+    (broken,) = mutation.run_all([mutant], jobs=1, limit=60, dtypes=["float7"], **kwargs)
+    assert not broken["killed"] and broken["driver_error"]
+    assert broken["problem"].startswith("raised") and "float7" in broken["problem"]
+    assert "\n" not in broken["problem"]
+
+
 def test_every_classified_survivor_is_still_a_mutant(mutation):
     """A classification whose mutant no longer exists (the module changed) is stale: re-run the
     driver and classify its survivors again."""
-    keys = {m.key for m in mutation.mutants()}
+    keys = {m.key for m in _mutants(mutation)}
     assert [k for k in mutation.CLASSIFIED if k not in keys] == []
     assert {c for c, _ in mutation.CLASSIFIED.values()} <= {"equivalent", "gap", "other dtypes"}

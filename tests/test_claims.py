@@ -154,3 +154,18 @@ def test_edge_claims_hold_for_careful_implementations(target):
                    profile="quick", seed=2)
     assert report.ok, [(r.claim_id, r.shrunk and r.shrunk.problem) for r in report.results
                        if not r.as_expected]
+
+
+def test_a_function_that_returns_none_is_said_to_return_none(tmp_path):
+    """The contract said "softmax returned shape (), expected (1,)": np.asarray(None) is a 0-d
+    array of objects, which is not what the function returned."""
+    (tmp_path / "no_return.py").write_text(
+        "import numpy as np\n"
+        "def softmax(z, axis=-1):\n"
+        "    np.exp(z)  # computes, but forgets to return\n")
+    report = check(str(tmp_path / "no_return.py"), dtypes=["float64"],
+                   claims="softmax.shape_and_dtype", profile="ci")
+    (r,) = report.results
+    assert r.verdict == "refuted"
+    assert r.shrunk.problem.startswith("softmax returned None, expected an array of shape (")
+    assert "shape ()" not in r.shrunk.problem

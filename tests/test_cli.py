@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -120,3 +121,62 @@ def test_claims_markdown_is_the_committed_catalogue(capsys):
     assert capsys.readouterr().out == committed
     assert main(["claims", "--markdown", "--claim", "softmax.*"]) == 2
     assert "leave out --claim" in capsys.readouterr().err
+
+
+def _no_run(*args, **kwargs):
+    raise AssertionError("the run started although its output cannot be written")
+
+
+@pytest.mark.parametrize("where", ["missing directory", "directory", "under a file"])
+def test_check_json_that_cannot_be_written_exits_2_before_the_run(tmp_path, capsys, monkeypatch,
+                                                                  where):
+    """These paths gave a traceback after the whole run."""
+    monkeypatch.setattr("softmax_oracle.cli.run_check", _no_run)
+    (tmp_path / "file").write_text("")
+    path = {"missing directory": tmp_path / "no" / "such" / "r.json",
+            "directory": tmp_path,
+            "under a file": tmp_path / "file" / "r.json"}[where]
+    assert main(["check", "numpy", "--json", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"softmax-oracle: error: --json {path}: ")
+    fix = {"missing directory": f"the directory {path.parent} does not exist; create it first",
+           "directory": f"is a directory; give a file name, e.g. --json {path / 'results.json'}",
+           "under a file": f"{tmp_path / 'file'} is a file, not a directory"}[where]
+    assert fix in err
+
+
+def test_check_json_holds_an_infinite_error_in_ulps(tmp_path, capsys, monkeypatch):
+    """``check --json`` raised "Out of range float values are not JSON compliant: inf" once a
+    refuted claim's largest error in ulps was infinite."""
+    from softmax_oracle.engine.results import CheckReport, ClaimResult
+
+    bad = ClaimResult("softmax.matches_reference", "naive", "float32", "stable", "refuted",
+                      examples=3, seed=1, max_ratio=math.inf, max_ulps=math.inf)
+    report = CheckReport("naive", "", "stable", "default", 1, ("float32",), (bad,), 0.1)
+    monkeypatch.setattr("softmax_oracle.cli.run_check", lambda *a, **k: report)
+    out = tmp_path / "r.json"
+    assert main(["check", "naive", "--json", str(out)]) == 1
+    capsys.readouterr()
+    (r,) = json.loads(out.read_text())["results"]
+    assert r["max_ulps"] == "inf" and r["max_ratio"] == "inf"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
+
+
+def test_a_file_target_imports_the_modules_next_to_it(tmp_path, capsys, monkeypatch):
+    impl = tmp_path / "impl"
+    impl.mkdir()
+    (impl / "kit_test_sibling_helper.py").write_text(
+        "import numpy as np\n"
+        "def stable_softmax(z, axis=-1):\n"
+        "    e = np.exp(z - np.max(z, axis=axis, keepdims=True))\n"
+        "    return e / np.sum(e, axis=axis, keepdims=True)\n")
+    (impl / "mine.py").write_text("from kit_test_sibling_helper import stable_softmax as softmax\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    path_before = list(sys.path)
+    code = main(["check", str(impl / "mine.py"), "--dtype", "float64", "--profile", "ci",
+                 "--claim", "softmax.sums_to_one"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert sys.path == path_before  # the directory is on the path only while the file loads

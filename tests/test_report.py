@@ -15,6 +15,7 @@ import copy
 import fcntl
 import io
 import json
+import math
 import os
 import re
 import select
@@ -30,17 +31,19 @@ import pytest
 
 from softmax_oracle import CLAIMS
 from softmax_oracle.cli import main
-from softmax_oracle.report.build import (
+from softmax_oracle.engine.results import CheckReport, ClaimResult, Counterexample
+from softmax_oracle.report import markdown
+from softmax_oracle.report.html import formula
+from softmax_oracle.report.mathml import MathMLError, to_mathml
+from softmax_oracle.report.run import run_report, save_report
+from softmax_oracle.report.views import (
     ReportData,
+    Skipped,
     accuracy,
     load_results,
     magnitude,
-    run_report,
-    save_report,
     status,
 )
-from softmax_oracle.report.html import formula
-from softmax_oracle.report.mathml import MathMLError, to_mathml
 
 IN_CI = bool(os.environ.get("CI"))
 SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "results.schema.json"
@@ -116,12 +119,12 @@ def test_a_worker_that_dies_becomes_error_rows_and_the_report_goes_on(tmp_path):
     dies, numpy_ = data.targets
     verdicts = {r.claim_id: r for r in dies.results}
     assert verdicts["softmax.sums_to_one"].verdict == "error"
-    assert "died" in verdicts["softmax.sums_to_one"].reason
+    assert "exited with status 3 during a call of softmax" in verdicts["softmax.sums_to_one"].reason
     assert verdicts["logsumexp.bounds"].verdict == "verified"
     assert {r.verdict for r in numpy_.results} == {"verified"}
 
 
-def test_a_job_past_its_time_limit_is_stopped_and_reported(tmp_path):
+def test_a_hanging_call_is_stopped_and_reported(tmp_path):
     (tmp_path / "hangs.py").write_text(
         "import time\nimport numpy as np\n"
         "__softmax_oracle__ = {'exp': np.exp}\n"
@@ -131,12 +134,12 @@ def test_a_job_past_its_time_limit_is_stopped_and_reported(tmp_path):
         "    return z - m - np.log(np.sum(np.exp(z - m), axis=axis, keepdims=True))\n")
     start = time.monotonic()
     data = run_report([str(tmp_path / "hangs.py")], dtypes=["float64"], profile="ci", jobs=2,
-                      claims="softmax.sums_to_one,log_softmax.nonpositive", timeout=0,
-                      job_timeout=3, progress=False)
+                      claims="softmax.sums_to_one,log_softmax.nonpositive", timeout=2,
+                      progress=False)
     assert time.monotonic() - start < 120
     verdicts = {r.claim_id: r for r in data.targets[0].results}
     assert verdicts["softmax.sums_to_one"].verdict == "error"
-    assert "stopped after 3 s" in verdicts["softmax.sums_to_one"].reason
+    assert "did not return within 2 s" in verdicts["softmax.sums_to_one"].reason
     assert verdicts["log_softmax.nonpositive"].verdict == "verified"
 
 
@@ -307,6 +310,85 @@ def test_schema_rejects_a_malformed_record(report):
                             cls=jsonschema.Draft202012Validator)
 
 
+def _saved(*results: ClaimResult, complete: bool = True, skipped: tuple[Skipped, ...] = (),
+           target: str = "numpy") -> ReportData:
+    """A report made by hand (no run): one target, float32."""
+    report = CheckReport(target, "1.0", "stable", "default", 7, ("float32",), results, 2.0,
+                         {"numpy": "2"}, (), complete)
+    return ReportData("0.1.0", "2025-01-01T00:00:00+00:00", "default", "stable", 7, 2.0,
+                      {"numpy": "2"}, (report,), skipped, ("float32",), complete=complete)
+
+
+def _refuted(claim_id: str, target: str = "numpy", problem: str = "out[0] = nan",
+             ulps: float = math.inf) -> ClaimResult:
+    cex = Counterexample({"z": "np.array([89.0, 0.0], dtype=float32)"}, problem, math.inf,
+                         ("overflow",))
+    return ClaimResult(claim_id, target, "float32", "stable", "refuted", examples=5, seed=7,
+                       max_ratio=math.inf, max_ulps=ulps, shrunk=cex, worst=cex,
+                       reproduce=f"softmax-oracle check {target} --claim {claim_id} --seed 7")
+
+
+def test_non_finite_numbers_and_an_interrupted_run_validate_and_read_back(tmp_path):
+    data = _saved(_refuted("softmax.sums_to_one", ulps=math.inf),
+                  _refuted("softmax.matches_reference", ulps=math.nan), complete=False)
+    paths = save_report(data, tmp_path / "site")
+    doc = json.loads(paths["json"].read_text())
+    jsonschema.validate(doc, json.loads(SCHEMA.read_text()),
+                        cls=jsonschema.Draft202012Validator)
+    assert doc["complete"] is False and doc["targets"][0]["complete"] is False
+    assert [r["max_ulps"] for r in doc["targets"][0]["results"]] == ["inf", "nan"]
+    again = load_results(paths["json"])
+    assert again.to_json() == doc
+    assert not again.complete and not again.targets[0].complete
+
+
+def test_saved_results_with_a_claim_this_version_does_not_know_still_render(tmp_path):
+    """Re-rendering results from another version raised KeyError on the unknown claim id."""
+    old = _saved(_refuted("softmax.retired_claim"),
+                 _refuted("softmax.sums_to_one"))
+    save_report(old, tmp_path / "old")
+    data = load_results(tmp_path / "old" / "results.json")
+    paths = save_report(data, tmp_path / "again")
+    page = paths["html"].read_text(encoding="utf-8")
+    md = paths["markdown"].read_text(encoding="utf-8")
+    for text in (page, md):
+        assert "softmax.retired_claim" in text
+        assert "not in this version&#x27;s specification" in text or \
+            "not in this version's specification" in text
+    assert "id='c-softmax.retired_claim'" in page  # the summary's link has a target
+    assert "- **`softmax.retired_claim`**: not in this version's specification" in md
+    assert "Statement: not in this version's specification" in md
+
+
+def test_markdown_escapes_what_targets_and_messages_write(tmp_path):
+    """report.md wrote target names and messages as they came: raw HTML, and pipes that split
+    table rows."""
+    script = "<script>alert(1)</script>"
+    data = _saved(_refuted("softmax.sums_to_one", target=script,
+                           problem="a | b <img src=x onerror=alert(2)> ```"),
+                  target=script, skipped=(Skipped("x|<b>y</b>", "reason | with <i>tags</i>"),))
+    md = markdown.render(data, ["accuracy"])
+    # outside code (where HTML is shown as text), no tag is left
+    prose = re.sub(r"^(`{3,}).*?^\1$", "", md, flags=re.DOTALL | re.MULTILINE)
+    assert not re.search(r"</?[a-zA-Z]", prose)
+    assert "### &lt;script&gt;alert(1)&lt;/script&gt;" in prose
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    assert rows
+    for line in rows:  # every row of a table has as many cells as its header
+        cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+        assert len(cells) in _table_widths(md), line
+    # the message with a code fence inside stays inside its block
+    block = re.search(r"^(`{4,})\n(.*?)^\1$", md, flags=re.DOTALL | re.MULTILINE)
+    assert block is not None and "```" in block.group(2) and script in block.group(2)
+
+
+def _table_widths(md: str) -> set[int]:
+    """The number of cells of each table's header row (the row above a |---| line)."""
+    lines = md.splitlines()
+    return {len(re.split(r"(?<!\\)\|", lines[i - 1].strip())[1:-1])
+            for i, line in enumerate(lines) if re.match(r"^\| *:?-{3}", line)}
+
+
 # =============================================================================== the CLI
 
 
@@ -329,6 +411,37 @@ def test_cli_report_usage_errors_exit_2(capsys):
     assert "matches no claim" in capsys.readouterr().err
     assert main(["report", "no_such_module_x", "--jobs", "1"]) == 2
     assert "no_such_module_x" in capsys.readouterr().err
+
+
+def _no_run(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("the run started although its output cannot be written")
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_cli_report_out_that_cannot_be_written_exits_2_before_the_run(tmp_path, capsys,
+                                                                       monkeypatch, where):
+    monkeypatch.setattr("softmax_oracle.cli.run_report", _no_run)
+    (tmp_path / "taken").write_text("not a directory")
+    out = tmp_path / "taken" if where == "a file" else tmp_path / "taken" / "report"
+    assert main(["report", "numpy", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}" in err and "is a file" in err and "Traceback" not in err
+
+
+def test_cli_report_out_in_a_read_only_directory_exits_2_before_the_run(tmp_path, capsys,
+                                                                          monkeypatch):
+    monkeypatch.setattr("softmax_oracle.cli.run_report", _no_run)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("this user may write in a read-only directory (root)")
+        assert main(["report", "numpy", "--out", str(locked / "report")]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {locked / 'report'}" in err and "cannot create files in" in err
+    finally:
+        locked.chmod(0o755)
 
 
 # =============================================================================== the diff

@@ -15,26 +15,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from softmax_oracle.engine.search import (
-    PROFILES,
-    _inputs,
-    _same_examples_in_every_process,
-    run_check,
-)
+from softmax_oracle.engine.check import run_check
+from softmax_oracle.engine.profiles import PROFILES
+from softmax_oracle.engine.search import _inputs, _same_examples_in_every_process
 from softmax_oracle.oracle.compare import RATIO_PRECISION, assess, concat, round_vec
 from softmax_oracle.oracle.dtypes import DTYPES, get_dtype, round_to
-from softmax_oracle.oracle.reference import (
+from softmax_oracle.oracle.exact import mp_vector, rows_of
+from softmax_oracle.oracle.intervals import (
     _F64,
     _LD,
     _calibrated,
     _to_mpf_exact,
     exact_only,
-    mp_vector,
-    row_ref,
-    row_refs,
-    rows_of,
     working_format,
 )
+from softmax_oracle.oracle.reference import row_ref, row_refs
 from softmax_oracle.oracle.tolerance import Model
 from softmax_oracle.spec import strategies as S
 from softmax_oracle.targets import builtin_naive, builtin_numpy
@@ -388,14 +383,16 @@ def test_jobs_must_be_positive():
         run_check("numpy", claims="softmax.sums_to_one", jobs=0)
 
 
-def test_unpicklable_target_asks_for_a_name():
+def test_unpicklable_target_runs_in_this_process_and_says_so():
+    """A target object that cannot be pickled cannot reach a worker process: it runs here,
+    unsupervised, and the report's notes say so."""
     import types
 
     target = types.SimpleNamespace(softmax=lambda z, axis=-1: builtin_numpy.softmax(z, axis))
-    with pytest.raises(ValueError, match="by name or path"):
-        run_check(target, claims="softmax.sums_to_one,softmax.matches_reference", jobs=2)
-    assert math.isfinite(run_check(target, claims="softmax.sums_to_one", max_examples=5)
-                         .results[0].max_ratio)
+    for jobs in (1, 2):
+        report = run_check(target, claims="softmax.sums_to_one", max_examples=5, jobs=jobs)
+        assert math.isfinite(report.results[0].max_ratio)
+        assert any("does not pickle" in n for n in report.notes)
 
 
 @pytest.mark.parametrize("claim_id", [

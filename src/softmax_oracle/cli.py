@@ -10,64 +10,37 @@ import argparse
 import importlib.metadata
 import importlib.util
 import os
+import signal
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from softmax_oracle.engine.check import RunInterrupted, run_check
+from softmax_oracle.engine.profiles import LEVELS, PROFILES
 from softmax_oracle.engine.results import CheckReport, ClaimResult
 from softmax_oracle.oracle.dtypes import DTypeError, parse_dtypes
+from softmax_oracle.report.diff import DiffError, diff_files
+from softmax_oracle.report.files import (
+    OutputPathError,
+    check_writable_dir,
+    check_writable_file,
+    write_atomic,
+)
+from softmax_oracle.report.run import run_report, save_report
+from softmax_oracle.report.text import format_refutation
+from softmax_oracle.report.views import DEFAULT_TARGETS, summary_text
+from softmax_oracle.spec.catalogue import render_markdown
 from softmax_oracle.spec.claims import CLAIMS, select
-from softmax_oracle.targets import BUILTIN, TargetError
+from softmax_oracle.targets import BUILTIN, PACKAGE, TargetError
 
-__all__ = ["format_refutation", "main"]
+__all__ = ["format_refutation", "main"]  # format_refutation: kept importable from here
 
 _TARGET_HELP = ("a built-in target (" + ", ".join(BUILTIN) + "), a module "
                 "(package.module or package.module:attribute) or a file (path/to/impl.py)")
-
-
-def _indent(text: str, prefix: str) -> str:
-    lines = text.splitlines() or [""]
-    return lines[0] + "".join("\n" + prefix + ln for ln in lines[1:])
-
-
-def _inputs(inputs: dict[str, str], width: int = 400) -> str:
-    parts = []
-    for k, v in inputs.items():
-        if len(v) > width:
-            v = v[: width - 20] + " ... (truncated)"
-        parts.append(f"{k} = {v}")
-    return _indent("\n".join(parts), " " * 19)
-
-
-def format_refutation(r: ClaimResult) -> str:
-    """The readable account of one refuted claim (or one that went against expectation)."""
-    from softmax_oracle.spec.claims import get_claim
-
-    claim = get_claim(r.claim_id)
-    head = "Claim refuted" if r.verdict == "refuted" else f"Claim {r.verdict}"
-    if r.expected == "refuted" and r.verdict == "verified":
-        head = "Claim expected to be refuted, but no counterexample found"
-    lines = [f"{head}: {r.claim_id}   [{r.target}, {r.dtype}, level {r.level}]",
-             f"  Statement: {claim.statement}"]
-    if claim.preconditions:
-        lines.append(f"  Preconditions: {'; '.join(claim.preconditions)}")
-    if claim.correct:
-        lines.append(f"  Correct:   {claim.correct}")
-    if r.shrunk is not None:
-        lines.append(f"  Problem:   {_indent(r.shrunk.problem, '             ')}")
-        lines.append(f"  Input (shrunk):  {_inputs(r.shrunk.inputs)}")
-    if r.worst is not None and r.worst.problem and r.shrunk is not None \
-            and r.worst.inputs != r.shrunk.inputs:
-        lines.append(f"  Worst seen ({r.worst.ratio:.3g}x the budget): {_inputs(r.worst.inputs)}")
-        lines.append(f"    {_indent(r.worst.problem, '    ')}")
-    if r.reason:
-        lines.append(f"  Note:      {_indent(r.reason.strip(), '             ')}")
-    if r.reproduce:
-        lines.append(f"  Reproduce: {r.reproduce}")
-    return "\n".join(lines)
 
 
 class _Progress:
@@ -135,8 +108,8 @@ def _summary(report: CheckReport, out: TextIO, verbose: bool) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from softmax_oracle.engine.search import run_check
-
+    if args.json and not _output_ok(check_writable_file, args.json, "--json"):
+        return 2
     try:
         dtypes = parse_dtypes(args.dtype)
     except DTypeError as e:
@@ -144,24 +117,45 @@ def _cmd_check(args: argparse.Namespace) -> int:
         return 2
     progress = _Progress(sys.stderr, sys.stderr.isatty() and not os.environ.get("CI")
                          and not args.quiet)
+    status = 0
     try:
         report = run_check(args.target, dtypes=dtypes, level=args.level, claims=args.claim,
                            profile=args.profile, seed=args.seed, max_examples=args.max_examples,
-                           timeout=args.timeout, on_result=progress, jobs=args.jobs)
-    except TargetError as e:
+                           timeout=args.timeout, on_result=progress, jobs=args.jobs,
+                           executor=args.executor,
+                           memory_limit=_memory_limit(args.memory_limit))
+    except (TargetError, ValueError) as e:
         progress.close()
         print(f"softmax-oracle: error: {e}", file=sys.stderr)
         return 2
-    except ValueError as e:
+    except RunInterrupted as e:
         progress.close()
-        print(f"softmax-oracle: error: {e}", file=sys.stderr)
-        return 2
+        if e.report is None:
+            print("softmax-oracle: interrupted", file=sys.stderr)
+            return 130
+        report, status = e.report, 130
     progress.close()
     _summary(report, sys.stdout, args.verbose)
+    if not report.complete:
+        print(f"softmax-oracle: interrupted: {len(report.results)} results written, the rest "
+              f"did not finish", file=sys.stderr)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            f.write(report.dumps() + "\n")
-    return 0 if report.ok else 1
+        write_atomic(args.json, report.dumps() + "\n")
+    return status or (0 if report.ok else 1)
+
+
+def _output_ok(check: Callable[[str, str], None], path: str, option: str) -> bool:
+    """Check an output path before the run; False (after saying why) if it cannot be written."""
+    try:
+        check(path, option)
+    except OutputPathError as e:
+        print(f"softmax-oracle: error: {e}", file=sys.stderr)
+        return False
+    return True
+
+
+def _memory_limit(gib: float | None) -> int | None:
+    return None if gib is None else int(gib * 2**30)
 
 
 def _cmd_claims(args: argparse.Namespace) -> int:
@@ -170,8 +164,6 @@ def _cmd_claims(args: argparse.Namespace) -> int:
             print("softmax-oracle: error: --markdown writes the whole catalogue; leave out "
                   "--claim", file=sys.stderr)
             return 2
-        from softmax_oracle.spec.catalogue import render_markdown
-
         print(render_markdown())
         return 0
     kinds = ("numerical", "contract", "mathematics")
@@ -194,10 +186,8 @@ def _cmd_claims(args: argparse.Namespace) -> int:
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:
-    packages = {"numpy": "numpy", "naive": "numpy", "seed": "numpy", "reference": "mpmath",
-                "scipy": "scipy", "torch": "torch", "jax": "jax", "optax": "optax"}
     for name, (_, extra) in BUILTIN.items():
-        pkg = packages[name]
+        pkg = PACKAGE[name]
         installed = importlib.util.find_spec(pkg) is not None
         version = ""
         if installed:
@@ -212,25 +202,30 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from softmax_oracle.report.build import run_report, save_report, summary_text
-
     try:
         dtypes = parse_dtypes(args.dtype)
     except DTypeError as e:
         print(f"softmax-oracle: error: --dtype: {e}", file=sys.stderr)
         return 2
-    if args.jobs is not None and args.jobs < 1:
-        print(f"softmax-oracle: error: --jobs {args.jobs}: use 1 or more (1 runs everything in "
-              f"this process)", file=sys.stderr)
+    if not _output_ok(check_writable_dir, args.out, "--out"):
         return 2
+    status = 0
     try:
         data = run_report(args.targets or None, dtypes=[d.name for d in dtypes],
                           level=args.level, claims=args.claim, profile=args.profile,
                           seed=args.seed, jobs=args.jobs, timeout=args.timeout,
-                          progress=False if args.quiet else None)
+                          progress=False if args.quiet else None, executor=args.executor,
+                          memory_limit=_memory_limit(args.memory_limit))
     except ValueError as e:
         print(f"softmax-oracle: error: {e}", file=sys.stderr)
         return 2
+    except RunInterrupted as e:
+        if e.report is None:
+            print("softmax-oracle: interrupted", file=sys.stderr)
+            return 130
+        data, status = e.report, 130
+        print(f"softmax-oracle: interrupted: writing the {len(data.results)} results that "
+              f"finished (marked incomplete)", file=sys.stderr)
     for skipped in data.skipped:
         if skipped.target in (args.targets or ()):
             print(f"softmax-oracle: warning: skipped target {skipped.target!r}: "
@@ -239,15 +234,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print("softmax-oracle: error: no target could be loaded; nothing to report",
               file=sys.stderr)
         return 2
-    paths = save_report(data, args.out)
     print(summary_text(data))
+    try:
+        paths = save_report(data, args.out)
+    except (OutputPathError, OSError) as e:  # the directory changed while the report ran
+        print(f"softmax-oracle: error: the report could not be written: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {paths['html']}, {paths['markdown']} and {paths['json']}")
-    return 0
+    return status
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from softmax_oracle.report.diff import DiffError, diff_files
-
     try:
         diff = diff_files(args.old, args.new, factor=args.factor)
     except (DiffError, ValueError) as e:
@@ -255,6 +252,16 @@ def _cmd_diff(args: argparse.Namespace) -> int:
         return 2
     print(diff.format())
     return 1 if diff.worse else 0
+
+
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", metavar="URL", default=None,
+                   help="where the jobs run: 'local' (worker processes on this machine) or "
+                        "'dask://HOST:PORT' (a Dask distributed scheduler; pip install "
+                        "'softmax-oracle[dask]'); default: $SOFTMAX_ORACLE_EXECUTOR, else local")
+    p.add_argument("--memory-limit", type=float, metavar="GIB", default=None,
+                   help="resident memory a worker may use before it is killed, an error "
+                        "verdict (default: 3/4 of the machine's memory shared by the jobs)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dtype", default="float64,float32",
                    help="comma-separated dtypes (float64, float32, float16, bfloat16); "
                         "default: %(default)s")
-    c.add_argument("--level", choices=("stable", "accurate"), default="stable",
+    c.add_argument("--level", choices=LEVELS, default="stable",
                    help="stable: shift-invariant budgets any max-shifted algorithm meets "
                         "(default); accurate: also the condition-scaled claims")
     c.add_argument("--claim", metavar="PATTERN",
@@ -281,15 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-examples", type=int, metavar="N",
                    help="examples per claim (default: from the profile)")
     c.add_argument("--seed", type=int, help="random seed (default: random, printed)")
-    c.add_argument("--profile", choices=("quick", "default", "ci", "thorough"),
+    c.add_argument("--profile", choices=tuple(PROFILES),
                    default="default", help="search effort; ci is deterministic "
                    "(default: %(default)s)")
     c.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="per-call deadline: a call running longer refutes the claim "
-                        "(default: %(default)s)")
+                   help="per-call deadline: a call running longer is killed, an error verdict "
+                        "with its input (default: %(default)s)")
     c.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="worker processes to spread the claims over; the results are those of "
-                        "a sequential run (default: %(default)s)")
+                   help="claims run at once, each in a supervised worker process; the results "
+                        "are those of a sequential run (default: %(default)s)")
+    _engine_options(c)
     c.add_argument("--json", metavar="PATH", help="also write the result records as JSON")
     c.add_argument("-v", "--verbose", action="store_true", help="one line per claim")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress line")
@@ -306,8 +314,6 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("targets", help="list the built-in targets and whether they are installed")
     t.set_defaults(func=_cmd_targets)
 
-    from softmax_oracle.report.build import DEFAULT_TARGETS
-
     r = sub.add_parser(
         "report", help="run every claim against every target; write an HTML, Markdown and JSON "
                        "report",
@@ -323,18 +329,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory (default: %(default)s)")
     r.add_argument("--dtype", default="float64,float32",
                    help="comma-separated dtypes (default: %(default)s)")
-    r.add_argument("--profile", choices=("quick", "default", "ci", "thorough"),
+    r.add_argument("--profile", choices=tuple(PROFILES),
                    default="default", help="search effort (default: %(default)s)")
-    r.add_argument("--level", choices=("stable", "accurate"), default="stable",
+    r.add_argument("--level", choices=LEVELS, default="stable",
                    help="stable (default) or accurate: also the condition-scaled claims")
     r.add_argument("--claim", metavar="PATTERN",
                    help="only these claims: ids or globs, comma-separated")
     r.add_argument("--seed", type=int, help="random seed, the same for every target "
                                             "(default: random, recorded in the report)")
     r.add_argument("--jobs", type=int, metavar="N",
-                   help="worker processes (default: the number of CPUs; 1: run in this process)")
+                   help="claims run at once, each in a supervised worker process (default: the "
+                        "number of CPUs)")
     r.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="per-call deadline (default: %(default)s)")
+    _engine_options(r)
     r.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     r.set_defaults(func=_cmd_report)
 
@@ -353,9 +361,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a run the way Ctrl-C does
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

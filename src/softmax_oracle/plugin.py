@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from softmax_oracle.engine.profiles import LEVELS, PROFILES
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("softmax-oracle", "check a softmax implementation")
@@ -18,9 +20,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "package.module[:attr] or path/to/file.py)")
     group.addoption("--softmax-oracle-dtype", metavar="DTYPES", default="float64,float32",
                     help="comma-separated dtypes (default: float64,float32)")
-    group.addoption("--softmax-oracle-level", choices=("stable", "accurate"), default="stable")
+    group.addoption("--softmax-oracle-level", choices=LEVELS, default="stable")
     group.addoption("--softmax-oracle-profile", default="ci",
-                    choices=("quick", "default", "ci", "thorough"),
+                    choices=tuple(PROFILES),
                     help="search effort (default: ci, deterministic)")
     group.addoption("--softmax-oracle-seed", type=int, default=None)
     group.addoption("--softmax-oracle-claim", metavar="PATTERN", default=None,
@@ -36,28 +38,29 @@ class ClaimItem(pytest.Item):
         self.add_marker(pytest.mark.softmax_oracle)
 
     def runtest(self) -> None:
-        from softmax_oracle.engine.search import PROFILES, applicable, make_env, run_claim
+        from softmax_oracle.engine.jobs import ClaimJob, estimate_cost
+        from softmax_oracle.engine.search import applicable
 
-        target = self.state["target"]
-        reason = applicable(self.claim, target)
-        if not reason and not target.supports(self.dtype.name):
+        info = self.state["info"]
+        reason = applicable(self.claim, info)
+        if not reason and not info.supports(self.dtype.name):
             reason = f"the target does not support {self.dtype.name}"
         if reason:
             pytest.skip(f"not applicable: {reason}")
-        envs = self.state.setdefault("envs", {})
-        if self.dtype.name not in envs:
-            envs[self.dtype.name] = make_env(target, self.dtype)[0]
         opts = self.state["options"]
-        result = run_claim(self.claim, envs[self.dtype.name], target_name=opts["name"],
-                           level=opts["level"], profile=PROFILES[opts["profile"]],
-                           seed=opts["seed"])
+        job = ClaimJob(**self.state["where"], target=opts["name"], target_name=opts["name"],
+                       claim_id=self.claim.id, dtype=self.dtype.name, level=opts["level"],
+                       profile=PROFILES[opts["profile"]], seed=opts["seed"],
+                       flushes=info.flushes.get(self.dtype.name, False),
+                       cost=estimate_cost(self.claim, opts["name"]))
+        (result,) = self.state["scheduler"].run([job])
         self.user_properties.append(("max_ratio", result.max_ratio))
         if not result.as_expected:
             raise ClaimFailure(result)
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
         if isinstance(excinfo.value, ClaimFailure):
-            from softmax_oracle.cli import format_refutation
+            from softmax_oracle.report.text import format_refutation
 
             return format_refutation(excinfo.value.result)
         return super().repr_failure(excinfo)
@@ -83,8 +86,8 @@ class OracleCollector(pytest.Collector):
         from softmax_oracle.spec.claims import select
 
         opts = self.state["options"]
-        target = self.state["target"]
-        kinds = ("numerical", "contract") + (("mathematics",) if target.is_reference else ())
+        info = self.state["info"]
+        kinds = ("numerical", "contract") + (("mathematics",) if info.is_reference else ())
         items: list[pytest.Item] = []
         for dt in parse_dtypes(opts["dtypes"]):
             for claim in select(opts["claims"], level=opts["level"], kinds=kinds):
@@ -104,19 +107,28 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     spec = config.getoption("--softmax-oracle")
     if not spec:
         return
-    import random
 
-    from softmax_oracle.targets import TargetError, load_target
+    from softmax_oracle.engine.jobs import Describe, here
+    from softmax_oracle.engine.profiles import choose_seed
+    from softmax_oracle.engine.scheduler import Scheduler
+    from softmax_oracle.oracle.dtypes import DTypeError, parse_dtypes
 
     try:
-        target = load_target(spec)
-    except TargetError as e:
-        raise pytest.UsageError(f"--softmax-oracle: {e}") from None
+        dtypes = parse_dtypes(config.getoption("--softmax-oracle-dtype"))
+    except DTypeError as e:
+        raise pytest.UsageError(f"--softmax-oracle-dtype: {e}") from None
     profile = config.getoption("--softmax-oracle-profile")
-    seed = config.getoption("--softmax-oracle-seed")
-    if seed is None:
-        seed = 0 if profile == "ci" else random.SystemRandom().randrange(2**31)
-    state = {"target": target, "options": {
+    seed = choose_seed(PROFILES[profile], config.getoption("--softmax-oracle-seed"))
+    # The target is loaded and run only in a supervised worker process, kept for the session:
+    # a crash or hang of the target fails its item, never the pytest session.
+    scheduler = Scheduler("local", 1)
+    config.add_cleanup(scheduler.close)
+    where = here()
+    (info,) = scheduler.run([Describe(**where, target=spec,
+                                      dtypes=tuple(d.name for d in dtypes))])
+    if info.error:
+        raise pytest.UsageError(f"--softmax-oracle: {info.error}")
+    state = {"info": info, "scheduler": scheduler, "where": where, "options": {
         "name": spec, "dtypes": config.getoption("--softmax-oracle-dtype"),
         "level": config.getoption("--softmax-oracle-level"), "profile": profile, "seed": seed,
         "claims": config.getoption("--softmax-oracle-claim")}}

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SCHEMA_VERSION", "CheckReport", "ClaimResult", "Counterexample", "format_value"]
+__all__ = ["SCHEMA_VERSION", "CheckReport", "ClaimResult", "Counterexample", "format_value",
+           "json_number", "json_safe"]
 
 #: Bumped on any incompatible change of the JSON layout.
 SCHEMA_VERSION = 1
@@ -19,6 +20,8 @@ VERDICTS = ("verified", "refuted", "not_applicable", "error")
 
 def format_value(v: Any) -> str:
     """A Python literal that reproduces an input exactly (floats by repr, dtype named)."""
+    if isinstance(v, np.ndarray) and v.dtype.kind in "ObcUSMm":  # not real numbers: by repr
+        return f"np.array({v.tolist()!r}, dtype={v.dtype.name})"
     if isinstance(v, np.ndarray):
         vals = np.asarray(v, dtype=np.float64)
         body = _nested(vals.tolist())
@@ -93,18 +96,54 @@ class ClaimResult:
         return (self.verdict == "verified") == (self.expected == "holds")
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["max_ratio"] = _finite(self.max_ratio)
-        for key in ("shrunk", "worst"):
-            if d[key] is not None:
-                d[key]["ratio"] = _finite(d[key]["ratio"])
-                d[key]["regime"] = list(d[key]["regime"])
-        return d
+        """The JSON layout of ``$defs/claimResult`` in docs/results.schema.json."""
+        return json_safe(asdict(self))  # tuples become lists
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ClaimResult:
+        """The inverse of ``to_json`` (missing optional fields take their defaults)."""
+        return cls(
+            claim_id=d["claim_id"], target=d["target"], dtype=d["dtype"], level=d["level"],
+            verdict=d["verdict"], expected=d.get("expected", "holds"),
+            examples=d.get("examples", 0), seed=d.get("seed"),
+            seconds=json_number(d.get("seconds", 0.0)), reason=d.get("reason", ""),
+            max_ratio=json_number(d.get("max_ratio", 0.0)),
+            max_ulps=json_number(d.get("max_ulps", 0.0)),
+            shrunk=_counterexample(d.get("shrunk")), worst=_counterexample(d.get("worst")),
+            reproduce=d.get("reproduce", ""))
 
 
-def _finite(x: float) -> float | str:
-    """JSON has no infinity: write it as the string "inf"."""
-    return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
+def _counterexample(d: dict[str, Any] | None) -> Counterexample | None:
+    if d is None:
+        return None
+    return Counterexample(dict(d["inputs"]), d["problem"], json_number(d["ratio"]),
+                          tuple(d.get("regime", ())))
+
+
+#: How JSON, which has no infinity or NaN, holds the non-finite floats.
+_NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def json_safe(x: Any) -> Any:
+    """``x`` with every non-finite float, however deeply nested, written as the string "inf",
+    "-inf" or "nan" (JSON has no such numbers); ``json_number`` reads them back."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    return x
+
+
+def json_number(x: float | str) -> float:
+    """A number as ``json_safe`` wrote it: a JSON number, or "inf", "-inf" or "nan"."""
+    if isinstance(x, str):
+        if x not in _NON_FINITE:
+            raise ValueError(f"{x!r} is not a number: results files write numbers as JSON "
+                             f"numbers or as one of the strings \"inf\", \"-inf\", \"nan\"")
+        return _NON_FINITE[x]
+    return float(x)
 
 
 @dataclass(frozen=True)
@@ -121,6 +160,7 @@ class CheckReport:
     seconds: float
     versions: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # e.g. "jax flushes subnormals in float32: floor = r_min"
+    complete: bool = True  # False: interrupted; ``results`` holds what finished
 
     @property
     def refuted(self) -> list[ClaimResult]:
@@ -136,7 +176,8 @@ class CheckReport:
         return all(r.as_expected for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The JSON layout of ``$defs/checkReport`` in docs/results.schema.json."""
+        return json_safe({
             "schema_version": SCHEMA_VERSION,
             "target": self.target,
             "target_version": self.target_version,
@@ -147,8 +188,19 @@ class CheckReport:
             "seconds": round(self.seconds, 3),
             "versions": dict(self.versions),
             "notes": list(self.notes),
+            "complete": self.complete,
             "results": [r.to_json() for r in self.results],
-        }
+        })
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CheckReport:
+        """The inverse of ``to_json``."""
+        return cls(
+            target=d["target"], target_version=d["target_version"], level=d["level"],
+            profile=d["profile"], seed=d["seed"], dtypes=tuple(d["dtypes"]),
+            results=tuple(ClaimResult.from_json(r) for r in d["results"]),
+            seconds=json_number(d["seconds"]), versions=dict(d.get("versions", {})),
+            notes=tuple(d.get("notes", ())), complete=bool(d.get("complete", True)))
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, allow_nan=False)

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from softmax_oracle.oracle.dtypes import DType, round_to
-from softmax_oracle.oracle.reference import _F64, _LD, MPF, Bounds, Certified, concat
+from softmax_oracle.oracle.exact import MPF, Bounds, Certified, concat
+from softmax_oracle.oracle.intervals import _F64, _LD
 
 __all__ = ["Assessment", "Refuted", "assess", "concat", "index_labeler"]
 
@@ -130,18 +131,31 @@ def assess(computed: np.ndarray, refs: Sequence[MPF], tols: Sequence[MPF], dtype
 
 def _problem(c: float, ref: MPF, err: MPF | None, tol: MPF, ratio: float, where: str, bad: int,
              total: int, what: str) -> str:
+    prefix = f"{what}: " if what else ""
+    tail = f"\n  Mismatched elements: {bad} / {total} ({100.0 * bad / total:.3g}%)"
+    if err is None and math.isnan(c) and ref.context.isnan(ref):
+        # the reference is itself an output of the target (e.g. softmax(z) for softmax(z + c))
+        return (f"{prefix}{where} = nan, and the value it is compared with is nan too (a NaN "
+                f"is never within a budget){tail}")
     if err is None:
-        detail = "not allowed"
+        detail = _no_error(c, ref)
     else:
         rel = ""
         if ref != 0 and math.isfinite(float(c)):
             rel = f"{_short(abs(err / ref))} relative; "
         detail = (f"|error| {_short(err)}, {rel}allowed {_short(tol)}: "
                   f"{_short(ratio)}x the budget")
-    prefix = f"{what}: " if what else ""
-    return (f"{prefix}{where} = {_fmt(c)}, but should be {_fmt(ref)} ({detail})"
-            f"\n  Mismatched elements: {bad} / {total} "
-            f"({100.0 * bad / total:.3g}%)")
+    return f"{prefix}{where} = {_fmt(c)}, but should be {_fmt(ref)} ({detail}){tail}"
+
+
+def _no_error(c: float, ref: MPF) -> str:
+    """Why a value that ``_ratio`` gives no error is over any budget."""
+    if math.isnan(c):
+        return "NaN is never within a budget"
+    if ref.context.isinf(ref):
+        return "an infinite value must be matched exactly"
+    return ("an infinity where a finite value is due: only a value beyond the dtype's largest "
+            "number may round to infinity")
 
 
 def round_vec(x: np.ndarray, dtype: DType) -> np.ndarray:

@@ -1,526 +1,68 @@
 """The oracle: every quantity of the specification computed in mpmath, at high precision, and
 enclosed in certified float intervals for fast comparisons.
 
-Precision is scoped to a private ``mpmath.MPContext`` per working precision (never ``mp.prec``),
-inputs are converted exactly (every binary float is an mpf), and nothing is rounded here: the
-unrounded references feed the tolerance model, and ``round_to`` rounds them once for display.
-
 The recipe follows the corrected notes (design notes, "Measured on the real libraries", item 4):
 with a = max x and L = log1p(sum_{i != k} exp(x_i - a)), compute l_j = (x_j - a) - L with x_j - a
 at working precision, g_j = exp(l_j), 1 - g_j = -expm1(l_j), and y = a + L only for LSE itself.
 That keeps every output relatively accurate even where a + L would lose L (|a| ~ 1e300).
 
-Fast references (docs/tolerances.md, "Fast references"). The same quantities are also computed
-in a hardware format -- float64 for float32/float16/bfloat16 inputs, x87 long double (64-bit
-significand) for float64 inputs -- with midpoint-radius interval arithmetic (``Ball``): every
-value comes with a radius that provably bounds its distance both to the real number and to the
-mpmath value above. A ``Certified`` vector carries these enclosures and computes the exact mpf
-of an element only when asked, so the comparison (``_compare.assess``) runs vectorised and falls
-back to mpmath only for the elements an enclosure cannot decide.
+Each quantity comes twice: exactly (mpmath at the working precision, ``exact``), and as a fast
+enclosure of all rows of an array at once (``FastRows``, in the interval arithmetic of
+``intervals``). A ``RowRef`` hands both out as ``Certified`` vectors. Dense layers have exact
+references only.
 """
 
 from __future__ import annotations
 
-import bisect
-import contextlib
 import functools
-import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import mpmath
 import numpy as np
 
+from softmax_oracle.oracle.exact import (
+    MPF,
+    Bounds,
+    Certified,
+    _float_values,
+    concat,
+    context,
+    mp_vector,
+    rows_of,
+)
+from softmax_oracle.oracle.intervals import (
+    Ball,
+    Format,
+    _up,
+    bexp,
+    bexpm1,
+    blog1p,
+    blog_exact,
+    exact_only,
+    mp_slack,
+    working_format,
+)
+
+# Ball, Certified, concat, context, exact_only, mp_vector and rows_of are re-exported: they were
+# importable from here before exact.py and intervals.py were split off.
 __all__ = [
     "Ball",
     "Certified",
+    "DenseRef",
+    "FastRows",
     "RowRef",
     "concat",
     "context",
+    "dense_ref",
     "exact_only",
     "mp_vector",
     "row_ref",
+    "row_ref_mp",
     "row_refs",
     "rows_of",
-    "to_mpf",
 ]
-
-MPF = Any  # mpmath.mpf of some private context
-
-
-@functools.cache
-def context(prec: int) -> mpmath.MPContext:
-    """A private mpmath context at ``prec`` bits (shared per precision, never the global one)."""
-    ctx = mpmath.MPContext()
-    ctx.prec = prec
-    return ctx
-
-
-def to_mpf(ctx: mpmath.MPContext, x: float) -> MPF:
-    """Exact conversion of a binary float (any of our dtypes, widened to float64) to an mpf."""
-    return ctx.mpf(float(x))
-
-
-def rows_of(a: np.ndarray, axis: int) -> np.ndarray:
-    """View an array as (rows, length) with the softmax axis last, as float64 (exact widening)."""
-    moved = np.moveaxis(np.asarray(a, dtype=np.float64), axis, -1)
-    return moved.reshape(-1, moved.shape[-1]) if moved.ndim else moved.reshape(1, 1)
-
-
-# =================================================================================================
-# Certified vectors: float enclosures now, exact values on demand
-# =================================================================================================
-
-#: Enclosures (approx, err, lo): each value lies within err of approx + lo, lo being None or the
-#: exact low part of a midpoint that one working-format number cannot hold.
-Bounds = tuple[np.ndarray, np.ndarray, np.ndarray | None]
-
-
-class Certified(Sequence[MPF]):
-    """Real numbers v_i, each known to lie in [approx_i - err_i, approx_i + err_i], whose exact
-    (working-precision mpmath) values are computed only when indexed, and then cached.
-
-    A drop-in read-only sequence of mpf: iterating or indexing gives exact values. ``bounds``
-    gives the enclosures (``Bounds``: arrays of the working format), or None when there are none
-    (rows of mpf, a platform without a wide enough format); both are computed lazily.
-    """
-
-    __slots__ = ("_bounds", "_cache", "_exact", "_make_bounds", "_size")
-
-    def __init__(self, size: int, exact: Callable[[int], MPF],
-                 bounds: Callable[[], Bounds | None] | None = None) -> None:
-        self._size = size
-        self._exact = exact
-        self._make_bounds = bounds
-        self._bounds: Bounds | bool | None = False  # False: not computed yet
-        self._cache: dict[int, MPF] = {}
-
-    @classmethod
-    def of_values(cls, values: Sequence[MPF]) -> Certified:
-        """Exact values without enclosures."""
-        vals = list(values)
-        return cls(len(vals), vals.__getitem__)
-
-    @property
-    def bounds(self) -> Bounds | None:
-        if self._bounds is False:
-            # Masked entries and astronomically wide balls make inf and NaN radii on purpose:
-            # a NaN or infinite radius never decides anything (see _compare).
-            with np.errstate(all="ignore"):
-                self._bounds = self._make_bounds() if self._make_bounds is not None else None
-        return self._bounds  # type: ignore[return-value]
-
-    def __len__(self) -> int:
-        return self._size
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(self._size))]
-        j = int(i)
-        if j < 0:
-            j += self._size
-        if not 0 <= j < self._size:
-            raise IndexError(i)
-        v = self._cache.get(j)
-        if v is None:
-            v = self._cache[j] = self._exact(j)
-        return v
-
-    def __iter__(self) -> Iterator[MPF]:
-        for j in range(self._size):
-            yield self[j]
-
-    def __repr__(self) -> str:
-        return f"Certified({self._size} values)"
-
-
-def concat(parts: Iterable[Certified | Sequence[MPF] | MPF]) -> Certified:
-    """Join per-row references (Certified vectors, lists of mpf, or single mpf values) into one
-    Certified vector; it has enclosures only if every part has them."""
-    pieces: list[Certified] = []
-    for p in parts:
-        if isinstance(p, Certified):
-            pieces.append(p)
-        elif isinstance(p, (list, tuple)) or (isinstance(p, Sequence) and not hasattr(p, "_mpf_")):
-            pieces.append(Certified.of_values(p))
-        else:
-            pieces.append(Certified.of_values([p]))
-    if len(pieces) == 1:
-        return pieces[0]
-    starts = [0]
-    for p in pieces:
-        starts.append(starts[-1] + len(p))
-
-    def exact(i: int) -> MPF:
-        which = bisect.bisect_right(starts, i) - 1
-        return pieces[which][i - starts[which]]
-
-    def bounds() -> Bounds | None:
-        got = [p.bounds for p in pieces]
-        if any(b is None for b in got):
-            return None
-        lows = None
-        if any(b[2] is not None for b in got):  # type: ignore[index]
-            lows = np.concatenate([b[2] if b[2] is not None else np.zeros_like(b[0])  # type: ignore[index]
-                                   for b in got])
-        return (np.concatenate([b[0] for b in got]),  # type: ignore[index]
-                np.concatenate([b[1] for b in got]), lows)  # type: ignore[index]
-
-    return Certified(starts[-1], exact, bounds)
-
-
-class MpVector(Sequence[MPF]):
-    """The exact mpf values of a float vector, converted when indexed (a read-only list).
-    ``values`` keeps the float64 numbers, for the fast references."""
-
-    __slots__ = ("_cache", "ctx", "values")
-
-    def __init__(self, ctx: mpmath.MPContext, values: np.ndarray) -> None:
-        self.ctx = ctx
-        self.values = np.asarray(values, dtype=np.float64).reshape(-1)
-        self._cache: list[MPF | None] = [None] * self.values.size
-
-    def __len__(self) -> int:
-        return self.values.size
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        v = self._cache[i]
-        if v is None:
-            v = self._cache[i] = self.ctx.mpf(float(self.values[i]))
-        return v
-
-    def __iter__(self) -> Iterator[MPF]:
-        for j in range(len(self)):
-            yield self[j]
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"MpVector({self.values.tolist()!r})"
-
-
-def mp_vector(ctx: mpmath.MPContext, values: np.ndarray) -> MpVector:
-    """Exact mpf values of a 1-D float array (converted lazily)."""
-    return MpVector(ctx, values)
-
-
-def _float_values(n: Sequence[MPF] | np.ndarray) -> np.ndarray | None:
-    """The float64 numbers behind a vector of targets or cotangents, if they are floats exactly
-    (None otherwise: such vectors only have exact references)."""
-    if isinstance(n, MpVector):
-        return n.values
-    if isinstance(n, np.ndarray):
-        return n.astype(np.float64).reshape(-1)
-    out = np.empty(len(n))
-    for i, v in enumerate(n):
-        f = float(v)
-        if not math.isfinite(f) or f != v:
-            return None
-        out[i] = f
-    return out
-
-
-# =================================================================================================
-# Working formats and midpoint-radius arithmetic
-# =================================================================================================
-
-#: Assumed accuracy of the working format's exp, expm1, log and log1p, in units of its u:
-#: |fl(f(x)) - f(x)| <= MU_W (u |f(x)| + eta). Checked at run time against mpmath (``_calibrated``),
-#: which must measure at most MU_W / 4.
-MU_W = 16
-
-
-class Format:
-    """A hardware format the fast references compute in, with the constants of its error model:
-    u (unit roundoff), u1 = u (1 + 2^-20) >= u / (1 - u) (rounding error relative to a rounded
-    result), eta (smallest positive subnormal) and ``log_big`` (exp overflows not far beyond)."""
-
-    def __init__(self, name: str, np_type: Any, t: int, eta_exponent: int) -> None:
-        self.name, self.np, self.t = name, np_type, t
-        self.u = np_type(2.0) ** -t
-        self.u1 = self.u * (1 + np_type(2.0) ** -20)
-        self.eta = np_type(2.0) ** eta_exponent
-        self.eta_exponent = eta_exponent
-        self.grow = 1 + np_type(2.0) ** -20
-        self.log_big = float(np.log(np.finfo(np_type).max)) - 8.0
-        self.saturated = np_type(2.0) ** (np.finfo(np_type).maxexp - 64)
-
-    def __repr__(self) -> str:
-        return f"Format({self.name})"
-
-
-_F64 = Format("float64", np.float64, 53, -1074)
-_LD = Format("longdouble", np.longdouble, 64, -16445)
-
-
-def _up(f: Format, r: np.ndarray) -> np.ndarray:
-    """An upper bound of a radius evaluated in floating point. Radii are formed with nonnegative
-    coefficients only, so rounding makes a computed radius fall short of its formula by at most
-    2ku relative after k operations (and an any-order sum of N <= 2^24 radii by (N - 1)u); each
-    exported enclosure (``mp_slack``) therefore ends with one factor 1 + 2^-20 for a chain of up to
-    2^20 operations, and 1024 eta for the products that underflow on the way (eta/2 each)."""
-    return r * f.grow + 1024 * f.eta
-
-
-class Ball:
-    """Midpoint-radius enclosures: each real value lies in [m - r, m + r] (arrays of a Format).
-
-    Every operation returns the correctly rounded (or, for exp/expm1/log/log1p, MU_W-accurate)
-    midpoint and a radius that bounds the propagated radii plus the rounding of the midpoint
-    (docs/tolerances.md, "Fast references"). Constants (Python ints and floats) must be exact in
-    the format; all the kit's constants are (integers, powers of two).
-    """
-
-    __slots__ = ("f", "m", "r")
-
-    def __init__(self, m: Any, r: Any, f: Format) -> None:
-        self.m, self.r, self.f = m, r, f  # arrays (or scalars) of the format
-
-    @classmethod
-    def exact(cls, m: Any, f: Format) -> Ball:
-        m = np.asarray(m, dtype=f.np)
-        return cls(m, np.zeros_like(m), f)
-
-    def __getitem__(self, idx: Any) -> Ball:
-        return Ball(self.m[idx], self.r[idx], self.f)
-
-    def where(self, mask: Any, m: Any, r: Any = 0.0) -> Ball:
-        """The same ball with (m, r) replaced where mask holds (exact values set by hand)."""
-        return Ball(np.where(mask, m, self.m), np.where(mask, r, self.r), self.f)
-
-    def __add__(self, o: Ball | float) -> Ball:
-        f = self.f
-        if isinstance(o, Ball):
-            m = self.m + o.m
-            return Ball(m, self.r + o.r + f.u1 * np.abs(m), f)
-        m = self.m + o
-        return Ball(m, self.r + f.u1 * np.abs(m), f)
-
-    __radd__ = __add__
-
-    def __neg__(self) -> Ball:
-        return Ball(-self.m, self.r, self.f)
-
-    def __sub__(self, o: Ball | float) -> Ball:
-        return self + (-o)
-
-    def __rsub__(self, o: float) -> Ball:
-        return (-self) + o
-
-    def __mul__(self, o: Ball | float) -> Ball:
-        f = self.f
-        if isinstance(o, Ball):
-            m = self.m * o.m
-            r = np.abs(self.m) * o.r + (np.abs(o.m) + o.r) * self.r + f.u1 * np.abs(m)
-            return Ball(m, r, f)
-        m = self.m * o
-        return Ball(m, abs(o) * self.r + f.u1 * np.abs(m), f)
-
-    __rmul__ = __mul__
-
-    def __abs__(self) -> Ball:
-        return Ball(np.abs(self.m), self.r, self.f)
-
-    def sum(self, mask: np.ndarray | None = None) -> Ball:
-        """Sum along the last axis (over ``mask`` only), by an explicit pairwise tree: every term
-        goes through at most ceil(log2 N) additions, so the error is <= ceil(log2 N) u1 sum |m_i|
-        (Higham, Accuracy and Stability, §4.2)."""
-        f = self.f
-        m, r = (self.m, self.r) if mask is None else (np.where(mask, self.m, 0), np.where(
-            mask, self.r, 0))
-        count = m.shape[-1]
-        s = _pairwise(m)
-        depth = max(count - 1, 0).bit_length()
-        err = np.sum(r, axis=-1) + depth * f.u1 * np.sum(np.abs(m), axis=-1)
-        return Ball(s, err, f)
-
-
-def _pairwise(a: np.ndarray) -> np.ndarray:
-    """Sum along the last axis by halving: ceil(log2 N) levels of elementwise additions."""
-    if a.shape[-1] == 0:
-        return np.zeros(a.shape[:-1], dtype=a.dtype)
-    while a.shape[-1] > 1:
-        n = a.shape[-1]
-        h = n // 2
-        head = a[..., :h] + a[..., h:2 * h]
-        a = np.concatenate([head, a[..., 2 * h:]], axis=-1) if n % 2 else head
-    return a[..., 0]
-
-
-def minimum(a: Ball, b: Ball) -> Ball:
-    """min(x, y) for x in a, y in b: with a.m <= b.m, min lies in a.m -+ max(a.r, b.r)."""
-    return Ball(np.minimum(a.m, b.m), np.maximum(a.r, b.r), a.f)
-
-
-def _patch(base: np.ndarray, mask: np.ndarray, fn: Callable[[Any], np.ndarray]) -> np.ndarray:
-    """base with fn(index) at the positions in mask, fn evaluated on those positions only."""
-    if not np.any(mask):
-        return base
-    if np.ndim(base) == 0:
-        return np.where(mask, fn(()), base)
-    out = np.array(base, copy=True)
-    idx = np.nonzero(mask)
-    out[idx] = fn(idx)
-    return out
-
-
-def bexp(b: Ball, saturate: bool = False) -> Ball:
-    """exp. |e^x - e^m| <= e^m (e^r - 1) <= e^m r (1 + r) for r <= 1/8; for wider balls,
-    |e^x - m'| <= max(e^(m + r), m'). With ``saturate`` (budgets only, where a lower bound is all
-    that matters once a budget is astronomically large), arguments whose lower end exceeds the
-    overflow range give the exact lower bound 2^(maxexp - 64) instead of infinity."""
-    f = b.f
-    mu, u, eta = MU_W, f.u, f.eta
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        big = (b.m - b.r > f.log_big) if saturate else False
-        arg = np.where(big, 0, b.m) if saturate else b.m
-        m = np.exp(arg)
-        r = (m + mu * eta) * (1 + 2 * mu * u) * (b.r * (1 + b.r) + mu * u) + mu * eta
-
-        def wide(i: Any) -> np.ndarray:
-            top = np.asarray(arg)[i] + np.asarray(b.r)[i]
-            top = top + (f.u1 * np.abs(top) + eta)
-            return np.maximum((np.exp(top) + mu * eta) * (1 + 2 * mu * u), np.asarray(m)[i])
-
-        r = _patch(r, b.r > 0.125, wide)
-        if saturate and np.any(big):
-            m, r = np.where(big, f.saturated, m), np.where(big, 0, r)
-    return Ball(m, r, f)
-
-
-def bexpm1(b: Ball) -> Ball:
-    """expm1: |expm1(x) - expm1(m)| = e^m |e^(x - m) - 1| <= e^m r (1 + r) (r <= 1/8), with
-    e^m = 1 + expm1(m); wider: <= e^(m + r)."""
-    f = b.f
-    mu, u, eta = MU_W, f.u, f.eta
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        m = np.expm1(b.m)
-        fe = mu * u * np.abs(m) + mu * eta  # evaluation error
-        r = (1 + m + 2 * fe) * b.r * (1 + b.r) + fe  # 1 + m + 2 fe >= e^m
-
-        def wide(i: Any) -> np.ndarray:
-            top = np.asarray(b.m)[i] + np.asarray(b.r)[i]
-            top = top + (f.u1 * np.abs(top) + eta)
-            return (np.exp(top) + mu * eta) * (1 + 2 * mu * u) + np.asarray(fe)[i]
-
-        r = _patch(r, b.r > 0.125, wide)
-    return Ball(m, r, f)
-
-
-def blog1p(b: Ball) -> Ball:
-    """log1p of a nonnegative quantity: |log1p(x) - log1p(m)| <= r / (1 + max(m - r, 0))."""
-    f = b.f
-    m = np.log1p(b.m)
-    lo = np.maximum(b.m - b.r, 0)
-    r = b.r / (1 + lo) + MU_W * (f.u * np.abs(m) + f.eta)
-    return Ball(m, r, f)
-
-
-def blog_exact(x: float, f: Format) -> Ball:
-    """log of an exact positive number."""
-    m = np.log(f.np(x))
-    return Ball(m, MU_W * (f.u * np.abs(m) + f.eta), f)
-
-
-def blog_expm1(b: Ball) -> Ball:
-    """log(expm1(x)) for x > 0 (the log of a relative budget's growth factor): its derivative
-    1 / (1 - e^-x) <= 1 + 1/x; evaluated as x + log1p(-e^-x) for x > 30, else log(expm1(x)),
-    each within 3 MU_W (u (1 + |result|) + eta)."""
-    f = b.f
-    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        x = b.m
-        big = x > 30
-        m = np.log(np.expm1(np.where(big, 1, x)))
-        m = _patch(m, big, lambda i: np.asarray(x)[i] + np.log1p(-np.exp(-np.asarray(x)[i])))
-        lo = b.m - b.r
-        prop = np.where(lo > 0, b.r * (1 + 1 / np.where(lo > 0, lo, 1)), np.inf)
-        r = prop + 3 * MU_W * (f.u * (1 + np.abs(m)) + f.eta)
-    return Ball(m, r, f)
-
-
-def mp_slack(b: Ball, prec: int, n: int, magnitude: Any = None) -> Ball:
-    """Widen an enclosure of a real quantity so that it also holds the working-precision mpmath
-    value of the same formula: at most (n + 64) 2^-(prec - 4) relative to the magnitudes the
-    formula adds (n-term sums, a few dozen roundings, log/exp at prec bits)."""
-    f = b.f
-    mag = np.abs(b.m) + b.r if magnitude is None else magnitude
-    sl = f.np(n + 64) * f.np(2.0) ** -(prec - 4)
-    return Ball(b.m, _up(f, b.r + sl * mag), f)
-
-
-def _to_mpf_exact(ctx: mpmath.MPContext, v: Any) -> MPF:
-    """Exact mpf of a float64 or long double number."""
-    if isinstance(v, np.longdouble) and not isinstance(v, np.float64) and np.isfinite(v):
-        mant, e = np.frexp(v)
-        hi = np.float64(mant)
-        lo = np.float64(mant - np.longdouble(hi))  # the remaining <= 11 bits, exactly
-        return ctx.ldexp(ctx.mpf(float(hi)) + ctx.mpf(float(lo)), int(e))
-    return ctx.mpf(float(v))
-
-
-@functools.cache
-def _calibrated(f: Format) -> bool:
-    """Do the format's exp, expm1, log1p and log meet MU_W with a factor 4 to spare, on arguments
-    spread over the ranges the fast references use? (Compared with mpmath at 200 bits.)"""
-    if np.finfo(f.np).nmant + 1 < f.t:
-        return False
-    ctx = context(200)
-    rng = np.random.default_rng(20240601)
-    lim = 740.0 if f.t == 53 else 11350.0
-    args = {
-        "exp": np.concatenate([-rng.uniform(0, lim, 96), -rng.uniform(0, 40, 96),
-                               rng.normal(0, 1, 32)]),
-        "expm1": np.concatenate([-rng.uniform(0, 50, 64), rng.normal(0, 1e-3, 32),
-                                 rng.uniform(0, 40, 32), -np.exp(-rng.uniform(0, 700, 32))]),
-        "log1p": np.concatenate([np.exp(rng.uniform(-700, 40, 96)), rng.uniform(0, 10, 32)]),
-        "log": np.concatenate([rng.integers(1, 2**24, 48).astype(float),
-                               np.exp(rng.uniform(-30, 30, 48))]),
-    }
-    fns = {"exp": (np.exp, ctx.exp), "expm1": (np.expm1, ctx.expm1),
-           "log1p": (np.log1p, ctx.log1p), "log": (np.log, ctx.log)}
-    u, eta = ctx.ldexp(1, -f.t), ctx.ldexp(1, f.eta_exponent)
-    worst = ctx.zero
-    with np.errstate(all="ignore"):
-        for name, xs in args.items():
-            fw, fm = fns[name]
-            xw = xs.astype(np.float64).astype(f.np)  # float64 arguments, exact in both formats
-            for x, y in zip(xw, fw(xw)):
-                if not np.isfinite(y):
-                    return False
-                exact = fm(ctx.mpf(float(x)))
-                err = abs(_to_mpf_exact(ctx, y) - exact)
-                worst = max(worst, err / (u * abs(exact) + eta))
-    return bool(worst <= MU_W / 4)
-
-
-_FAST_ENABLED = [True]
-
-
-@contextlib.contextmanager
-def exact_only() -> Iterator[None]:
-    """Within this block, new references carry no enclosures: every comparison uses mpmath (as
-    before the fast references). For tests and benchmarks."""
-    _FAST_ENABLED.append(False)
-    try:
-        yield
-    finally:
-        _FAST_ENABLED.pop()
-
-
-def working_format(prec: int) -> Format | None:
-    """The format of the fast references for a working precision 2t + 64: float64 when t <= 24
-    (float32, float16, bfloat16), the 64-bit long double otherwise; None when there is none on
-    this platform (or it fails calibration, or fast references are switched off)."""
-    if not _FAST_ENABLED[-1]:
-        return None
-    f = _F64 if prec <= 2 * 24 + 64 else _LD
-    return f if _calibrated(f) else None
 
 
 # =================================================================================================
@@ -931,7 +473,7 @@ def dense_ref(W: np.ndarray, b: np.ndarray, x: np.ndarray, n: np.ndarray, prec: 
                      for i in range(k)])
         logits.append(zb)
         # The exact logits need more than the input precision; keep them as mpf rows.
-        r = _row_ref_mp(ctx, zb)
+        r = row_ref_mp(ctx, zb)
         rows.append(r)
         delta.append(list(r.grad(_mp_list(ctx, nb))))
     xs = [_mp_list(ctx, xb) for xb in x64]
@@ -943,7 +485,7 @@ def dense_ref(W: np.ndarray, b: np.ndarray, x: np.ndarray, n: np.ndarray, prec: 
     return DenseRef(logits, rows, delta, dW, db, dx, zeta)
 
 
-def _row_ref_mp(ctx: mpmath.MPContext, z: Sequence[MPF]) -> RowRef:
+def row_ref_mp(ctx: mpmath.MPContext, z: Sequence[MPF]) -> RowRef:
     """Like row_ref, for a row that is already a list of finite mpf values (exact only)."""
     z = list(z)
     k = max(range(len(z)), key=lambda j: z[j])

@@ -33,20 +33,9 @@ from typing import Any
 import numpy as np
 
 from softmax_oracle.oracle.dtypes import DType
-from softmax_oracle.oracle.reference import (
-    MPF,
-    Ball,
-    Bounds,
-    Certified,
-    DenseRef,
-    FastRows,
-    RowRef,
-    _float_values,
-    bexp,
-    blog_expm1,
-    minimum,
-    mp_slack,
-)
+from softmax_oracle.oracle.exact import MPF, Bounds, Certified, _float_values
+from softmax_oracle.oracle.intervals import Ball, bexp, blog_expm1, minimum, mp_slack
+from softmax_oracle.oracle.reference import DenseRef, FastRows, RowRef
 
 __all__ = ["MU", "Model"]
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from softmax_oracle.engine.results import SCHEMA_VERSION
+from softmax_oracle.engine.results import SCHEMA_VERSION, json_number
 
 __all__ = ["Change", "Diff", "DiffError", "compare", "diff_files", "load"]
 
@@ -124,7 +124,7 @@ def _index(data: dict[str, Any], path: str) -> dict[Key, dict[str, Any]]:
 
 def _ratio(r: dict[str, Any]) -> float:
     try:
-        return float(r.get("max_ratio", 0.0))
+        return json_number(r.get("max_ratio", 0.0))
     except (TypeError, ValueError):
         return math.inf
 

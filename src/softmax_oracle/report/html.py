@@ -8,9 +8,10 @@ import html
 from collections import Counter
 from collections.abc import Sequence
 
-from softmax_oracle.cli import format_refutation
 from softmax_oracle.engine.results import ClaimResult
-from softmax_oracle.report.build import (
+from softmax_oracle.report.mathml import MathMLError, to_mathml
+from softmax_oracle.report.text import UNKNOWN_CLAIM, format_refutation
+from softmax_oracle.report.views import (
     ReportData,
     accuracy,
     anchor,
@@ -24,7 +25,6 @@ from softmax_oracle.report.build import (
     refutations,
     status,
 )
-from softmax_oracle.report.mathml import MathMLError, to_mathml
 
 __all__ = ["formula", "render"]
 
@@ -275,7 +275,7 @@ def _matrix(data: ReportData) -> str:
             if claim is not None and claim.kind != "numerical":
                 tag = "math" if claim.kind == "mathematics" else claim.kind
                 kind = f"<span class='kind'>{tag}</span>"
-            tip = claim.statement if claim is not None else cid
+            tip = claim.statement if claim is not None else UNKNOWN_CLAIM
             cells = [f"<th class='claim' title='{_e(cid)}: {_e(tip)}'>"
                      f"<a href='#c-{_e(cid)}'>{_e(short)}</a>{kind}</th>"]
             prev = ""
@@ -463,7 +463,7 @@ def _refutations(data: ReportData) -> str:
 
 
 def _run(data: ReportData) -> str:
-    from softmax_oracle.engine.search import PROFILES
+    from softmax_oracle.engine.profiles import PROFILES
 
     prof = PROFILES.get(data.profile)
     desc = f" ({_e(prof.description)}; {prof.max_examples} examples per claim)" if prof else ""
@@ -507,6 +507,8 @@ def _claims(data: ReportData) -> str:
     for cid in data.claim_ids():
         c = claim_of(cid)
         if c is None:
+            rows.append(f"<tr id='c-{_e(cid)}'><td><b>{_e(cid)}</b></td><td></td>"
+                        f"<td>{_e(UNKNOWN_CLAIM)}</td><td></td></tr>")
             continue
         tags = [c.kind] + ([f"level {c.level}"] if c.level != "stable" else []) + (
             [f"expected {c.expect}"] if c.expect != "holds" else [])

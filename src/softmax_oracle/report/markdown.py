@@ -1,12 +1,19 @@
 """The report as Markdown for a code-hosting site: tables, formulas as ``$...$`` LaTeX, the plots
-as image links to ``plots/*.svg``; no HTML."""
+as image links to ``plots/*.svg``; no HTML.
+
+Text that comes from a target or a results file (target names and versions, messages, inputs,
+claim ids) goes through ``_text``, ``_code`` or ``_fence``, so that it can neither end a table
+cell or a code block early nor put HTML into the page.
+"""
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Sequence
 
-from softmax_oracle.cli import format_refutation
-from softmax_oracle.report.build import (
+from softmax_oracle.report.text import UNKNOWN_CLAIM, format_refutation
+from softmax_oracle.report.views import (
     ReportData,
     accuracy,
     claim_of,
@@ -26,9 +33,27 @@ SYMBOL = {"verified": "✓", "refuted": "✗", "expected_refuted": "✗ᵉ",
           "unexpected_verified": "?", "not_applicable": "·", "error": "!"}
 
 
-def _cell(text: str) -> str:
-    """Text that is safe inside a table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+def _text(text: object) -> str:
+    """Text as it reads, on one line, safe in prose and in a table cell: HTML special characters
+    as entities, table pipes escaped."""
+    return html.escape(" ".join(str(text).split()), quote=False).replace("|", "\\|")
+
+
+def _code(text: object, table: bool = False) -> str:
+    """Inline code, on one line: its delimiter is a longer run of backticks than any inside it,
+    and in a table (``table``) its pipes are escaped, as GitHub's tables require even there."""
+    one_line = " ".join(str(text).split())
+    ticks = "`" * (max(map(len, re.findall("`+", one_line)), default=0) + 1)
+    pad = " " if one_line.startswith("`") or one_line.endswith("`") else ""
+    if table:
+        one_line = one_line.replace("|", "\\|")
+    return f"{ticks}{pad}{one_line}{pad}{ticks}"
+
+
+def _fence(text: str, info: str = "", indent: str = "") -> list[str]:
+    """A fenced code block whose fence is longer than any run of backticks in ``text``."""
+    ticks = "`" * max(3, max(map(len, re.findall("`+", text)), default=0) + 1)
+    return [indent + ticks + info, *(indent + line for line in text.splitlines()), indent + ticks]
 
 
 def _math(latex: str) -> str:
@@ -46,7 +71,8 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]],
 
 
 def _short(dt: str) -> str:
-    return {"float64": "f64", "float32": "f32", "float16": "f16", "bfloat16": "bf16"}.get(dt, dt)
+    return {"float64": "f64", "float32": "f32", "float16": "f16",
+            "bfloat16": "bf16"}.get(dt, _text(dt))
 
 
 def _summary(data: ReportData) -> list[str]:
@@ -67,25 +93,25 @@ def _summary(data: ReportData) -> list[str]:
             if not rs:
                 continue
             k = counts(rs)
-            rows.append([t.target, dt, str(k["verified"]), str(k["refuted"]),
+            rows.append([_text(t.target), dt, str(k["verified"]), str(k["refuted"]),
                          str(k["expected_refuted"]), str(k["not_applicable"]),
                          str(k["error"] + k["unexpected_verified"])])
     out += _table(["target", "dtype", "verified", "refuted", "refuted as expected",
                    "not applicable", "errors / unexpected"], rows, "llrrrrr")
     if data.skipped:
         out += ["", "Skipped targets:", ""]
-        out += [f"- **{s.target}**: {_cell(s.reason)}" for s in data.skipped]
+        out += [f"- **{_text(s.target)}**: {_text(s.reason)}" for s in data.skipped]
     cols = columns(data)
     out += ["", "### Every claim", "",
             "✓ verified (no counterexample in the examples run) · ✗ refuted · ✗ᵉ refuted, as the "
             "seed audit expects · ? expected to be refuted, no counterexample found · "
             "· not applicable · ! error", ""]
-    head = ["claim"] + [f"{t} {_short(dt)}" for t, dt in cols]
+    head = ["claim"] + [f"{_text(t)} {_short(dt)}" for t, dt in cols]
     rows = []
     for fn, ids in groups(data):
-        rows.append([f"**{fn}**"] + [""] * len(cols))
+        rows.append([f"**{_text(fn)}**"] + [""] * len(cols))
         for cid in ids:
-            cells = [f"`{cid}`"]
+            cells = [_code(cid, table=True)]
             for target, dt in cols:
                 r = data.result(target, dt, cid)
                 cells.append(SYMBOL[status(r)] if r is not None else "·")
@@ -108,18 +134,18 @@ def _seed_audit(data: ReportData) -> list[str]:
             continue
         verdicts = ", ".join(f"{SYMBOL[status(r)]} {r.verdict} ({r.dtype}, {r.examples} "
                              f"examples)" for r in rs)
-        out += [f"#### `{cid}`", "", f"{claim.statement}  ", f"{_math(claim.latex)}", "",
-                f"- Source: {claim.source}",
+        out += [f"#### {_code(cid)}", "", f"{_text(claim.statement)}  ",
+                f"{_math(claim.latex)}", "", f"- Source: {_text(claim.source)}",
                 f"- Expected: {'refuted' if claim.expect == 'refuted' else 'holds'}",
                 f"- Verdict: {verdicts}"]
         if claim.correct:
-            out.append(f"- Correct statement: {claim.correct}")
+            out.append(f"- Correct statement: {_text(claim.correct)}")
         cex = next((r for r in rs if r.shrunk is not None), None)
         if cex is not None and cex.shrunk is not None:
-            out += [f"- Counterexample ({cex.dtype}, seed {cex.seed}): {cex.shrunk.problem}", "",
-                    "  ```python"]
-            out += [f"  {k} = {v}" for k, v in cex.shrunk.inputs.items()]
-            out += ["  ```"]
+            out += [f"- Counterexample ({cex.dtype}, seed {cex.seed}): "
+                    f"{_text(cex.shrunk.problem)}", ""]
+            out += _fence("\n".join(f"{k} = {v}" for k, v in cex.shrunk.inputs.items()),
+                          "python", "  ")
         out.append("")
     return out
 
@@ -153,7 +179,8 @@ def _accuracy(data: ReportData) -> list[str]:
                 else:
                     row.append(f"{fmt_ulps(a.max_ulps)} ({fmt_ratio(a.max_ratio)}×)")
             rows.append(row)
-        out += [f"#### {dt}", "", *_table(["function", *ts], rows, "l" + "r" * len(ts)), ""]
+        out += [f"#### {_text(dt)}", "",
+                *_table(["function", *map(_text, ts)], rows, "l" + "r" * len(ts)), ""]
         in_order = sorted(mine.values(), key=lambda a: (fns.index(a.function),
                                                         ts.index(a.target)))
         worst = [a for a in in_order if a.worst is not None
@@ -165,8 +192,8 @@ def _accuracy(data: ReportData) -> list[str]:
                 assert a.worst is not None
                 inputs = "; ".join(f"{k} = {v}" if len(v) < 200 else f"{k} = {v[:190]} …"
                                    for k, v in a.worst.inputs.items())
-                wrows.append([a.function, a.target, fmt_ulps(a.max_ulps),
-                              fmt_ratio(a.max_ratio), f"`{_cell(inputs)}`"])
+                wrows.append([a.function, _text(a.target), fmt_ulps(a.max_ulps),
+                              fmt_ratio(a.max_ratio), _code(inputs, table=True)])
             out += [*_table(["function", "target", "ulps", "× budget", "input"], wrows,
                             "llrrl"), ""]
     return out
@@ -196,38 +223,40 @@ def _refutations(data: ReportData) -> list[str]:
     for r in rs:
         if r.target != current:
             current = r.target
-            out += [f"### {current}", ""]
+            out += [f"### {_text(current)}", ""]
         claim = claim_of(r.claim_id)
         formula = f" {_math(claim.latex)}" if claim is not None else ""
-        out += [f"#### {SYMBOL[status(r)]} `{r.claim_id}` · {r.dtype}", "", formula.strip(), "",
-                "```", format_refutation(r), "```", ""]
+        out += [f"#### {SYMBOL[status(r)]} {_code(r.claim_id)} · {_text(r.dtype)}", "",
+                formula.strip(), "", *_fence(format_refutation(r)), ""]
     return out
 
 
 def _run(data: ReportData) -> list[str]:
-    from softmax_oracle.engine.search import PROFILES
+    from softmax_oracle.engine.profiles import PROFILES
 
     prof = PROFILES.get(data.profile)
     cpu = sum(t.seconds for t in data.targets)
     out = _table(["", ""], [
-        ["command", f"`{data.command}`" if data.command else "—"],
-        ["profile", data.profile + (f" ({prof.description}; {prof.max_examples} examples per "
-                                    f"claim)" if prof else "")],
-        ["level", data.level],
+        ["command", _code(data.command, table=True) if data.command else "—"],
+        ["profile", _text(data.profile) + (f" ({prof.description}; {prof.max_examples} "
+                                           f"examples per claim)" if prof else "")],
+        ["level", _text(data.level)],
         ["seed", str(data.seed)],
-        ["claims", _cell(data.claims) if data.claims else "all"],
-        ["dtypes", ", ".join(data.dtypes)],
+        ["claims", _text(data.claims) if data.claims else "all"],
+        ["dtypes", _text(", ".join(data.dtypes))],
         ["time", f"{fmt_seconds(data.seconds)} wall, {fmt_seconds(cpu)} of checking, "
                  f"{data.jobs} worker process{'es' if data.jobs > 1 else ''}"],
-        ["generated", data.generated],
+        ["generated", _text(data.generated)],
     ])
     out += ["", "Versions:", ""]
-    out += _table(["package", "version"], [[k, v] for k, v in data.versions.items()])
+    out += _table(["package", "version"],
+                  [[_text(k), _text(v)] for k, v in data.versions.items()])
     out += ["", "Targets:", ""]
-    rows = [[t.target, t.target_version, ", ".join(t.dtypes), str(len(t.results)),
+    rows = [[_text(t.target), _text(t.target_version), _text(", ".join(t.dtypes)),
+             str(len(t.results)),
              str(sum(r.examples for r in t.results)), fmt_seconds(t.seconds),
-             _cell("; ".join(t.notes))] for t in data.targets]
-    rows += [[s.target, "", "", "", "", "", _cell("skipped: " + s.reason)]
+             _text("; ".join(t.notes))] for t in data.targets]
+    rows += [[_text(s.target), "", "", "", "", "", _text("skipped: " + s.reason)]
              for s in data.skipped]
     out += _table(["target", "version", "dtypes", "results", "examples", "time", "notes"], rows,
                   "lllrrrl")
@@ -239,12 +268,13 @@ def _claims(data: ReportData) -> list[str]:
     for cid in data.claim_ids():
         c = claim_of(cid)
         if c is None:
+            out.append(f"- **{_code(cid)}**: {UNKNOWN_CLAIM}.")
             continue
         tags = [c.kind] + ([f"level {c.level}"] if c.level != "stable" else []) + (
             [f"expected {c.expect}"] if c.expect != "holds" else [])
-        pre = f" If {'; '.join(c.preconditions)}." if c.preconditions else ""
-        out.append(f"- **`{cid}`** ({', '.join(tags)}): {_math(c.latex)}  \n"
-                   f"  {c.statement}.{pre} *Source: {c.source}.*")
+        pre = f" If {_text('; '.join(c.preconditions))}." if c.preconditions else ""
+        out.append(f"- **{_code(cid)}** ({', '.join(tags)}): {_math(c.latex)}  \n"
+                   f"  {_text(c.statement)}.{pre} *Source: {_text(c.source)}.*")
     return out
 
 
@@ -252,9 +282,9 @@ def render(data: ReportData, plot_names: Sequence[str] = ()) -> str:
     """The whole Markdown page."""
     targets = ", ".join(t.target for t in data.targets)
     lines = ["# softmax-oracle report", "",
-             f"Targets {targets} × {', '.join(data.dtypes)}; profile {data.profile}, level "
-             f"{data.level}, seed {data.seed}; {fmt_seconds(data.seconds)}; softmax-oracle "
-             f"{data.kit_version}; generated {data.generated}.", ""]
+             _text(f"Targets {targets} × {', '.join(data.dtypes)}; profile {data.profile}, "
+                   f"level {data.level}, seed {data.seed}; {fmt_seconds(data.seconds)}; "
+                   f"softmax-oracle {data.kit_version}; generated {data.generated}."), ""]
     sections = [("Summary", _summary(data)), ("Seed audit", _seed_audit(data)),
                 ("Accuracy", _accuracy(data)), ("Plots", _plots(plot_names)),
                 ("Refutations", _refutations(data)), ("What was run", _run(data)),

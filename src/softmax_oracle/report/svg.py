@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from softmax_oracle.report.build import (
+from softmax_oracle.report.views import (
     ACCURACY_CLAIMS,
     ReportData,
     claim_of,

@@ -1,2 +1,3 @@
-"""The specification: every claim with its statement, preconditions, source, adversarial input
-strategy and check (``claims``), the strategies themselves, and the catalogue rendered from them."""
+"""The specification: every claim with its statement, preconditions, source, inputs and check
+(``claims``); the checks (``checks``), the inputs of each claim (``inputs``) over the adversarial
+strategies (``strategies``), and the catalogue rendered from the claims."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-__all__ = ["BUILTIN", "PROTOCOL", "Target", "TargetError", "load_target"]
+__all__ = ["BUILTIN", "PACKAGE", "PROTOCOL", "Target", "TargetError", "load_target"]
 
 #: The plug-in protocol: function name -> call signature (as documented).
 PROTOCOL: dict[str, str] = {
@@ -66,8 +66,10 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     "optax": ("softmax_oracle.targets.fw_optax", "optax"),
 }
 
-#: The framework package each framework target needs (for install hints).
-_FRAMEWORK_PACKAGE = {"scipy": "scipy", "torch": "torch", "jax": "jax", "optax": "optax"}
+#: The package each built-in target computes with (for install hints and version listings).
+PACKAGE: dict[str, str] = {"reference": "mpmath", "seed": "numpy", "numpy": "numpy",
+                           "naive": "numpy", "scipy": "scipy", "torch": "torch", "jax": "jax",
+                           "optax": "optax"}
 
 
 class TargetError(Exception):
@@ -167,7 +169,7 @@ def load_target(spec: str | ModuleType | Any) -> Target:
 def _load_builtin(name: str) -> Target:
     module_name, extra = BUILTIN[name]
     if extra is not None:
-        package = _FRAMEWORK_PACKAGE[name]
+        package = PACKAGE[name]
         if importlib.util.find_spec(package) is None:
             raise TargetError(
                 f"the {name!r} target needs {package}: pip install 'softmax-oracle[{extra}]'"
@@ -195,11 +197,19 @@ def _resolve(spec: str) -> Any:
             raise TargetError(f"cannot load target {spec!r}: {path} is not a Python file")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[mod_name] = module
+        # As `python path/to/impl.py` would, let the file import the modules next to it.
+        directory = os.path.dirname(path)
+        added = directory not in sys.path
+        if added:
+            sys.path.insert(0, directory)
         try:
             module_spec.loader.exec_module(module)
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # a target that exits is not loadable
             raise TargetError(f"cannot load target {spec!r}: executing {path} raised "
                               f"{type(e).__name__}: {e}") from None
+        finally:
+            if added and directory in sys.path:
+                sys.path.remove(directory)
     else:
         if os.getcwd() not in sys.path and "" not in sys.path:
             sys.path.insert(0, os.getcwd())
@@ -212,7 +222,7 @@ def _resolve(spec: str) -> Any:
                 f"cannot load target {spec!r}: no module named {e.name!r} "
                 f"(tried to import {module_part!r}; built-in targets are {builtin})"
             ) from None
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # a target that exits is not loadable
             raise TargetError(f"cannot load target {spec!r}: importing {module_part!r} raised "
                               f"{type(e).__name__}: {e}") from None
     obj: Any = module

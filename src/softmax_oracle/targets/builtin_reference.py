@@ -20,7 +20,8 @@ import mpmath
 import numpy as np
 
 from softmax_oracle.oracle.dtypes import DType, get_dtype, round_to
-from softmax_oracle.oracle.reference import MPF, RowRef, dense_ref, mp_vector, row_ref, rows_of
+from softmax_oracle.oracle.exact import MPF, context, mp_vector, rows_of
+from softmax_oracle.oracle.reference import RowRef, dense_ref, row_ref
 
 __all__ = [
     "cross_entropy",
@@ -67,8 +68,6 @@ def _map_rows(z: Any, axis: int, reduce: bool,
 
 def _rows_like(a: Any, z: Any, axis: int) -> list[Sequence[MPF]]:
     dt = get_dtype(np.asarray(z).dtype.name)
-    from softmax_oracle.oracle.reference import context
-
     ctx = context(dt.prec)
     return [mp_vector(ctx, r) for r in rows_of(np.asarray(a), axis)]
 

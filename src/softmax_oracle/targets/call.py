@@ -1,21 +1,34 @@
 """Calling the implementation under test safely, and the environment a claim's check runs in.
 
 Every call goes through ``Env.call``: inputs are copied first and compared afterwards (mutation),
-the call runs under a per-call deadline (hangs), exceptions become refutations that name the
-target's own frame, and outputs are converted to numpy at the boundary and checked for shape.
-Comparisons then happen in the kit's own code, never in the library being judged.
+exceptions become refutations that name the target's own frame, and outputs are converted to numpy
+at the boundary and checked for shape. Comparisons then happen in the kit's own code, never in the
+library being judged.
+
+Before each call the global random generators (``random``, numpy's legacy ``np.random`` and, when
+imported, torch's) are seeded from the run's seed and a call counter: every call sees another
+state, as it would in a user's program, so that a target which depends on them is caught by the
+determinism and accuracy claims, yet a run is reproducible from its seed. (Hypothesis resets them
+before every example, which would otherwise hide such a target.) JAX has no global generator.
+
+In a worker process (the usual case) ``Env.monitor`` tells the supervisor when each call begins
+and ends; the supervisor enforces the per-call deadline from outside. Run in-process, a call has
+a deadline by SIGALRM in the main thread only (``TargetTimeout`` derives from BaseException, so
+that a target's ``except Exception`` cannot swallow it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import random
 import signal
+import sys
 import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -25,11 +38,31 @@ from softmax_oracle.oracle.reference import RowRef, row_refs
 from softmax_oracle.oracle.tolerance import Model
 from softmax_oracle.targets import PROTOCOL, Target
 
-__all__ = ["Env", "TargetTimeout"]
+__all__ = ["Env", "Monitor", "TargetTimeout", "seed_global_generators"]
 
 
-class TargetTimeout(Exception):
-    """The target did not return within the per-call deadline."""
+class TargetTimeout(BaseException):
+    """The target did not return within the per-call deadline (in-process runs only)."""
+
+
+class Monitor(Protocol):
+    """Who hears of each example and call (the worker's channel to its supervisor)."""
+
+    def example(self, snapshot: dict[str, Any]) -> None: ...
+
+    def call(self, fname: str) -> None: ...
+
+    def returned(self) -> None: ...
+
+
+def seed_global_generators(seed: int) -> None:
+    """Seed the global generators a target may draw from (see the module docstring)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 -- the legacy global generator is the point
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        with contextlib.suppress(Exception):
+            torch.manual_seed(seed)
 
 
 @contextlib.contextmanager
@@ -78,6 +111,9 @@ class Env:
     accurate: Model
     timeout: float = 30.0
     max_ulps: float = 0.0  # largest error in ulps seen in the current example (for reports)
+    monitor: Monitor | None = None
+    rng_seed: int = 0
+    calls: int = 0
     _row_cache: dict[tuple[Any, ...], list[RowRef]] = field(default_factory=dict)
 
     @property
@@ -97,15 +133,26 @@ class Env:
         assert self.target is not None
         fn = self.target.functions[fname]
         saved = [np.array(a, copy=True) for a in args]
+        self.calls += 1
+        seed_global_generators(hash((self.rng_seed, self.calls)) % 2**63)
+        if self.monitor is not None:
+            self.monitor.call(fname)
         try:
-            with _deadline(self.timeout):
+            with _deadline(self.timeout if self.monitor is None else 0.0):
                 out = fn(*args, **kwargs)
         except TargetTimeout:
             raise Refuted(f"{fname} did not return within {self.timeout:g} s (hang?)") from None
         except Refuted:
             raise
-        except Exception as e:
+        except KeyboardInterrupt:
+            raise
+        except SystemExit as e:
+            raise Refuted(f"{fname} called sys.exit({e.code!r}){_where(e)}") from None
+        except BaseException as e:
             raise Refuted(f"{fname} raised {type(e).__name__}: {e}{_where(e)}") from None
+        finally:
+            if self.monitor is not None:
+                self.monitor.returned()
         for name, before, after in zip(_arg_names(fname), saved, args):
             if not _same(before, after):
                 changed = int(np.sum(~_equal_mask(before, after)))
@@ -135,6 +182,9 @@ class Env:
 
 
 def _as_float(what: str, out: Any, shape: tuple[int, ...]) -> np.ndarray:
+    if out is None:
+        raise Refuted(f"{what} returned None, expected an array of shape {tuple(shape)} (is a "
+                      f"return statement missing?)")
     try:
         arr = np.asarray(_to_numpy(out))
     except Exception as e:

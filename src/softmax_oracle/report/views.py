@@ -1,0 +1,315 @@
+"""What a report shows: the data of a report run (``ReportData``), reading it back from JSON, and
+the views the HTML, Markdown and SVG renderers share.
+
+The run itself is ``report.run``. Files written into the output directory: ``index.html``
+(self-contained), ``report.md`` (with the plots as ``plots/*.svg``) and ``results.json`` (schema:
+``docs/results.schema.json``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from softmax_oracle.engine.results import (
+    SCHEMA_VERSION,
+    CheckReport,
+    ClaimResult,
+    Counterexample,
+    json_number,
+    json_safe,
+)
+from softmax_oracle.spec.claims import CLAIMS, Claim, get_claim
+
+__all__ = [
+    "ACCURACY_CLAIMS",
+    "DEFAULT_TARGETS",
+    "ReportData",
+    "Skipped",
+    "load_results",
+    "summary_text",
+]
+
+#: The targets a report covers when none are named; the framework ones only if they load.
+DEFAULT_TARGETS: tuple[str, ...] = ("reference", "seed", "numpy", "naive", "scipy", "torch",
+                                    "jax", "optax")
+
+#: The accuracy table: function -> the claims that compare it with the reference.
+ACCURACY_CLAIMS: dict[str, tuple[str, ...]] = {
+    "softmax": ("softmax.matches_reference",),
+    "log_softmax": ("log_softmax.matches_reference",),
+    "logsumexp": ("logsumexp.matches_reference",),
+    "softmax_vjp": ("softmax_vjp.matches_reference",),
+    "cross_entropy": ("cross_entropy.matches_reference",),
+    "cross_entropy_grad": ("cross_entropy_grad.normalised_targets",
+                           "cross_entropy_grad.any_targets"),
+    "dense_grads": ("dense_grads.dW", "dense_grads.db", "dense_grads.dx"),
+}
+
+_ORDER = {c.id: i for i, c in enumerate(CLAIMS)}
+
+
+# =============================================================================== the data
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A target that could not be loaded, and why."""
+
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything a report shows: one merged ``CheckReport`` per target, and what was run."""
+
+    kit_version: str
+    generated: str  # ISO 8601, UTC
+    profile: str
+    level: str
+    seed: int
+    seconds: float  # wall time
+    versions: dict[str, str]
+    targets: tuple[CheckReport, ...]
+    skipped: tuple[Skipped, ...] = ()
+    dtypes: tuple[str, ...] = ()
+    claims: str | None = None
+    jobs: int = 1
+    command: str = ""
+    complete: bool = True  # False: the run was interrupted; the results are what finished
+
+    @property
+    def results(self) -> list[ClaimResult]:
+        return [r for t in self.targets for r in t.results]
+
+    def result(self, target: str, dtype: str, claim_id: str) -> ClaimResult | None:
+        return self._index().get((target, dtype, claim_id))
+
+    def _index(self) -> dict[tuple[str, str, str], ClaimResult]:
+        cache = self.__dict__.get("_cache")
+        if cache is None:
+            cache = {(r.target, r.dtype, r.claim_id): r for r in self.results}
+            object.__setattr__(self, "_cache", cache)
+        return cache
+
+    def claim_ids(self) -> list[str]:
+        """Every claim with a result, in catalogue order."""
+        seen = {r.claim_id for r in self.results}
+        known = [c.id for c in CLAIMS if c.id in seen]
+        return known + sorted(seen - set(known))
+
+    def to_json(self) -> dict[str, Any]:
+        """The layout of docs/results.schema.json."""
+        return json_safe({
+            "schema_version": SCHEMA_VERSION,
+            "kit_version": self.kit_version,
+            "generated": self.generated,
+            "profile": self.profile,
+            "level": self.level,
+            "seed": self.seed,
+            "seconds": round(self.seconds, 3),
+            "dtypes": list(self.dtypes),
+            "claims": self.claims,
+            "jobs": self.jobs,
+            "command": self.command,
+            "complete": self.complete,
+            "versions": dict(self.versions),
+            "targets": [t.to_json() for t in self.targets],
+            "skipped": [{"target": s.target, "reason": s.reason} for s in self.skipped],
+        })
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ReportData:
+        return cls(
+            kit_version=d["kit_version"], generated=d["generated"], profile=d["profile"],
+            level=d["level"], seed=d["seed"], seconds=json_number(d["seconds"]),
+            versions=dict(d["versions"]),
+            targets=tuple(CheckReport.from_json(t) for t in d["targets"]),
+            skipped=tuple(Skipped(s["target"], s["reason"]) for s in d.get("skipped", ())),
+            dtypes=tuple(d.get("dtypes") or sorted({r["dtype"] for t in d["targets"]
+                                                    for r in t["results"]})),
+            claims=d.get("claims"), jobs=int(d.get("jobs", 1)), command=d.get("command", ""),
+            complete=bool(d.get("complete", True)))
+
+
+def load_results(path: str | os.PathLike[str]) -> ReportData:
+    """Read a ``results.json`` written by ``save_report`` (to render it again, for instance)."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        d = json.load(f)
+    if d.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{path}: schema_version {d.get('schema_version')!r}, but this "
+                         f"softmax-oracle reads version {SCHEMA_VERSION}")
+    return ReportData.from_json(d)
+
+
+# =============================================================================== views shared by
+# the HTML and Markdown renderers
+
+
+def status(r: ClaimResult) -> str:
+    """One of: verified, refuted, expected_refuted (a seed statement refuted, as the audit
+    expects), unexpected_verified (expected to be refuted, no counterexample found),
+    not_applicable, error."""
+    if r.verdict == "refuted":
+        return "expected_refuted" if r.expected == "refuted" else "refuted"
+    if r.verdict == "verified" and r.expected == "refuted":
+        return "unexpected_verified"
+    return r.verdict
+
+
+def columns(data: ReportData) -> list[tuple[str, str]]:
+    """The (target, dtype) columns of the summary, in run order."""
+    out: list[tuple[str, str]] = []
+    for t in data.targets:
+        present = {r.dtype for r in t.results}
+        out.extend((t.target, dt) for dt in t.dtypes if dt in present)
+    return out
+
+
+def groups(data: ReportData) -> list[tuple[str, list[str]]]:
+    """Claim ids grouped by function (the seed audit last), in catalogue order."""
+    out: dict[str, list[str]] = {}
+    for cid in data.claim_ids():
+        out.setdefault(cid.split(".", 1)[0], []).append(cid)
+    order = [*ACCURACY_CLAIMS, "seed"]
+    return sorted(out.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99)
+
+
+def claim_of(claim_id: str) -> Claim | None:
+    try:
+        return get_claim(claim_id)
+    except KeyError:
+        return None
+
+
+def anchor(r: ClaimResult) -> str:
+    """An HTML id for one result's details."""
+    return "r-" + re.sub(r"[^A-Za-z0-9_-]+", "-", f"{r.target}-{r.dtype}-{r.claim_id}")
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """One cell of the accuracy table: the worst error of a function on a target and dtype."""
+
+    function: str
+    target: str
+    dtype: str
+    verdict: str  # "verified", "refuted", "error", "not_applicable"
+    max_ulps: float
+    max_ratio: float
+    examples: int
+    claim_id: str  # the claim that saw the worst error
+    worst: Counterexample | None
+    result: ClaimResult | None
+
+
+def accuracy(data: ReportData) -> list[Accuracy]:
+    """The largest error per function, target and dtype, over the claims that compare the
+    function with the reference (the ulps from examples within budget; the ratio from all)."""
+    out = []
+    for target, dtype in columns(data):
+        for fn, ids in ACCURACY_CLAIMS.items():
+            rs = [r for cid in ids if (r := data.result(target, dtype, cid)) is not None]
+            if not rs:
+                continue
+            run = [r for r in rs if r.verdict in ("verified", "refuted")]
+            if not run:
+                verdict = "error" if any(r.verdict == "error" for r in rs) else "not_applicable"
+                out.append(Accuracy(fn, target, dtype, verdict, 0.0, 0.0, 0, rs[0].claim_id,
+                                    None, rs[0]))
+                continue
+            worst = max(run, key=lambda r: (r.verdict == "refuted", r.max_ratio))
+            verdict = "refuted" if any(r.verdict == "refuted" for r in run) else "verified"
+            out.append(Accuracy(fn, target, dtype, verdict, max(r.max_ulps for r in run),
+                                worst.max_ratio, sum(r.examples for r in run), worst.claim_id,
+                                worst.worst, worst))
+    return out
+
+
+_LITERAL_NUMBER = re.compile(r"-?np\.inf|np\.nan|-?\d+\.?\d*(?:e[-+]?\d+)?")
+
+
+def magnitude(inputs: dict[str, str]) -> float | None:
+    """The largest finite |entry| of the logits (or, for dense layers, of x) in a recorded
+    input; -inf entries are masks, not magnitudes."""
+    for key in ("z", "x"):
+        if key in inputs:
+            text = re.sub(r"dtype=\w+", "", inputs[key])
+            vals = []
+            for tok in _LITERAL_NUMBER.findall(text):
+                v = math.inf if tok.endswith("inf") else math.nan if tok == "np.nan" else \
+                    float(tok)
+                if math.isfinite(v):
+                    vals.append(abs(v))
+            return max(vals) if vals else None
+    return None
+
+
+def refutations(data: ReportData) -> list[ClaimResult]:
+    """Every refuted result, and every result not as the specification expects, in run order."""
+    return [r for r in data.results if r.verdict in ("refuted", "error") or not r.as_expected]
+
+
+def fmt_ratio(x: float) -> str:
+    if math.isinf(x):
+        return "∞"
+    if x == 0:
+        return "0"
+    return f"{x:.2g}" if x >= 0.01 else f"{x:.1e}"
+
+
+def fmt_ulps(x: float) -> str:
+    if math.isinf(x):
+        return "∞"
+    if x == 0:
+        return "0"
+    if x < 10:
+        return f"{x:.2g}"
+    return f"{x:.3g}" if x < 1e4 else f"{x:.1e}"
+
+
+def fmt_seconds(s: float) -> str:
+    if s < 60:
+        return f"{s:.1f} s"
+    m, s = divmod(round(s), 60)
+    return f"{m} min {s:02d} s"
+
+
+def counts(results: Iterable[ClaimResult]) -> dict[str, int]:
+    out = dict.fromkeys(("verified", "refuted", "expected_refuted", "unexpected_verified",
+                         "not_applicable", "error"), 0)
+    for r in results:
+        out[status(r)] += 1
+    return out
+
+
+# =============================================================================== running
+
+
+def summary_text(data: ReportData) -> str:
+    """A few lines for the terminal: per target, what went as expected and what did not."""
+    lines = [f"softmax-oracle report: {len(data.targets)} targets x {', '.join(data.dtypes)}, "
+             f"profile {data.profile}, level {data.level}, seed {data.seed}: "
+             f"{len(data.results)} results in {fmt_seconds(data.seconds)}"]
+    for t in data.targets:
+        c = counts(t.results)
+        parts = [f"{c['verified']} verified", f"{c['refuted']} refuted"]
+        if c["expected_refuted"]:
+            parts.append(f"{c['expected_refuted']} refuted as the seed audit expects")
+        if c["unexpected_verified"]:
+            parts.append(f"{c['unexpected_verified']} seed statements not refuted")
+        if c["not_applicable"]:
+            parts.append(f"{c['not_applicable']} not applicable")
+        if c["error"]:
+            parts.append(f"{c['error']} errors")
+        lines.append(f"  {t.target:<10} {', '.join(parts)}")
+    for sk in data.skipped:
+        lines.append(f"  {sk.target:<10} skipped: {sk.reason.splitlines()[0]}")
+    return "\n".join(lines)
