@@ -180,3 +180,15 @@ def test_a_file_target_imports_the_modules_next_to_it(tmp_path, capsys, monkeypa
     out = capsys.readouterr()
     assert code == 0, out.err
     assert sys.path == path_before  # the directory is on the path only while the file loads
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--dtype", "float64,float64"], "float64 given more than once"),
+    (["--timeout", "nan"], "--timeout nan: use a finite number"),
+    (["--timeout", "0"], "--timeout 0.0: use a finite number"),
+    (["--max-examples", "-5"], "--max-examples -5: use a whole number of 1 or more"),
+    (["--jobs", "0"], "--jobs 0: use 1 or more"),
+])
+def test_bad_options_are_usage_errors_named_as_on_the_command_line(capsys, args, message):
+    assert main(["check", "numpy", *args]) == 2
+    assert message in capsys.readouterr().err

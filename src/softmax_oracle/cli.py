@@ -126,7 +126,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
                            memory_limit=_memory_limit(args.memory_limit))
     except (TargetError, ValueError) as e:
         progress.close()
-        print(f"softmax-oracle: error: {e}", file=sys.stderr)
+        print(f"softmax-oracle: error: {_as_options(e)}", file=sys.stderr)
         return 2
     except RunInterrupted as e:
         progress.close()
@@ -152,6 +152,18 @@ def _output_ok(check: Callable[[str, str], None], path: str, option: str) -> boo
         print(f"softmax-oracle: error: {e}", file=sys.stderr)
         return False
     return True
+
+
+#: The Python API's argument names, as the command line spells them.
+_OPTIONS = {"dtypes": "--dtype", "timeout": "--timeout", "max_examples": "--max-examples",
+            "jobs": "--jobs", "seed": "--seed", "executor": "--executor"}
+
+
+def _as_options(e: Exception) -> str:
+    """A usage error of the Python API, said with the command line's option names."""
+    text = str(e)
+    name, eq, rest = text.partition("=")
+    return f"{_OPTIONS[name]} {rest}" if eq and name in _OPTIONS else text
 
 
 def _memory_limit(gib: float | None) -> int | None:
@@ -217,7 +229,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                           progress=False if args.quiet else None, executor=args.executor,
                           memory_limit=_memory_limit(args.memory_limit))
     except ValueError as e:
-        print(f"softmax-oracle: error: {e}", file=sys.stderr)
+        print(f"softmax-oracle: error: {_as_options(e)}", file=sys.stderr)
         return 2
     except RunInterrupted as e:
         if e.report is None:
