@@ -17,6 +17,7 @@ from softmax_oracle.report.views import (
     anchor,
     claim_of,
     columns,
+    count_phrases,
     counts,
     fmt_ratio,
     fmt_seconds,
@@ -180,21 +181,19 @@ def _short_dtype(dt: str) -> str:
 # =============================================================================== sections
 
 
+#: The colour class of each count in the page's header.
+_COUNT_CLASS = {"verified": "ok", "refuted": "bad", "expected_refuted": "exp",
+                "unexpected_verified": "err", "error": "err"}
+
+
+def _marked(key: str, n: int) -> str:
+    return f"<b class='{_COUNT_CLASS[key]}'>{n}</b>" if key in _COUNT_CLASS else str(n)
+
+
 def _header(data: ReportData) -> str:
     cols = columns(data)
     targets = list(dict.fromkeys(t for t, _ in cols))
-    c = counts(data.results)
-    parts = [f"<b class='ok'>{c['verified']}</b> verified",
-             f"<b class='bad'>{c['refuted']}</b> refuted"]
-    if c["expected_refuted"]:
-        parts.append(f"<b class='exp'>{c['expected_refuted']}</b> seed statements refuted as "
-                     f"expected")
-    if c["unexpected_verified"]:
-        parts.append(f"<b class='err'>{c['unexpected_verified']}</b> seed statements not "
-                     f"refuted")
-    parts.append(f"{c['not_applicable']} not applicable")
-    if c["error"]:
-        parts.append(f"<b class='err'>{c['error']}</b> errors")
+    parts = count_phrases(counts(data.results), _marked)
     n_ref = len(refutations(data))
     meta = (f"{len(targets)} targets × {', '.join(data.dtypes)} · profile {_e(data.profile)} · "
             f"level {_e(data.level)} · seed {data.seed} · {fmt_seconds(data.seconds)} on "

@@ -18,6 +18,7 @@ from softmax_oracle.report.views import (
     accuracy,
     claim_of,
     columns,
+    count_phrases,
     counts,
     fmt_ratio,
     fmt_seconds,
@@ -76,15 +77,8 @@ def _short(dt: str) -> str:
 
 
 def _summary(data: ReportData) -> list[str]:
-    c = counts(data.results)
-    parts = [f"**{c['verified']}** verified", f"**{c['refuted']}** refuted"]
-    if c["expected_refuted"]:
-        parts.append(f"**{c['expected_refuted']}** seed statements refuted as expected")
-    if c["unexpected_verified"]:
-        parts.append(f"**{c['unexpected_verified']}** seed statements not refuted")
-    parts.append(f"{c['not_applicable']} not applicable")
-    if c["error"]:
-        parts.append(f"**{c['error']}** errors")
+    parts = count_phrases(counts(data.results),
+                          lambda key, n: str(n) if key == "not_applicable" else f"**{n}**")
     out = [f"{len(data.results)} claim results: {', '.join(parts)}.", ""]
     rows = []
     for t in data.targets:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_TARGETS",
     "ReportData",
     "Skipped",
+    "count_phrases",
     "load_results",
     "summary_text",
 ]
@@ -293,22 +294,33 @@ def counts(results: Iterable[ClaimResult]) -> dict[str, int]:
 # =============================================================================== running
 
 
+#: How a report words its counts (keys of ``counts``), in the order it shows them; each is
+#: shown when not zero, verified and refuted always.
+COUNT_WORDS: tuple[tuple[str, str], ...] = (
+    ("verified", "verified"),
+    ("refuted", "refuted"),
+    ("expected_refuted", "seed statements refuted as the audit expects"),
+    ("unexpected_verified", "seed statements not refuted"),
+    ("not_applicable", "not applicable"),
+    ("error", "errors"),
+)
+
+
+def count_phrases(c: dict[str, int],
+                  mark: Callable[[str, int], str] = lambda key, n: str(n)) -> list[str]:
+    """The counts as phrases ("3 verified", ...); ``mark(key, n)`` formats each number (bold in
+    Markdown, coloured in HTML)."""
+    return [f"{mark(key, c[key])} {words}" for key, words in COUNT_WORDS
+            if c[key] or key in ("verified", "refuted")]
+
+
 def summary_text(data: ReportData) -> str:
     """A few lines for the terminal: per target, what went as expected and what did not."""
     lines = [f"softmax-oracle report: {len(data.targets)} targets x {', '.join(data.dtypes)}, "
              f"profile {data.profile}, level {data.level}, seed {data.seed}: "
              f"{len(data.results)} results in {fmt_seconds(data.seconds)}"]
     for t in data.targets:
-        c = counts(t.results)
-        parts = [f"{c['verified']} verified", f"{c['refuted']} refuted"]
-        if c["expected_refuted"]:
-            parts.append(f"{c['expected_refuted']} refuted as the seed audit expects")
-        if c["unexpected_verified"]:
-            parts.append(f"{c['unexpected_verified']} seed statements not refuted")
-        if c["not_applicable"]:
-            parts.append(f"{c['not_applicable']} not applicable")
-        if c["error"]:
-            parts.append(f"{c['error']} errors")
+        parts = count_phrases(counts(t.results))
         lines.append(f"  {t.target:<10} {', '.join(parts)}")
     for sk in data.skipped:
         lines.append(f"  {sk.target:<10} skipped: {sk.reason.splitlines()[0]}")
