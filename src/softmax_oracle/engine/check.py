@@ -26,7 +26,8 @@ from softmax_oracle.oracle.dtypes import DType, get_dtype
 from softmax_oracle.spec.claims import Claim, select
 from softmax_oracle.targets import TargetError, load_target
 
-__all__ = ["RunInterrupted", "run_check", "validate_dtypes", "validate_run_options"]
+__all__ = ["RunInterrupted", "flush_notes", "plan_claims", "run_check", "validate_dtypes",
+           "validate_run_options"]
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -113,13 +114,13 @@ def run_check(target: str | Any, *, dtypes: Sequence[str | DType] = ("float64",)
         target_name = target if isinstance(target, str) else info.name
         chosen = _chosen(claims, level, info.is_reference if include_math is None
                          else include_math)
-        plan = _plan(info, target_name, chosen, dts, level, seed)
+        steps = plan_claims(info, target_name, chosen, dts, level, seed)
         work = [(i, ClaimJob(**where, target=spec, target_name=target_name, claim_id=c.id,
                              dtype=dt.name, level=level, profile=prof, seed=seed,
                              max_examples=max_examples, flushes=info.flushes.get(dt.name, False),
                              timeout=timeout, cost=estimate_cost(c, target_name)))
-                for i, (dt, c, res) in enumerate(plan) if res is None]
-        slots: list[ClaimResult | None] = [res for _, _, res in plan]
+                for i, (dt, c, res) in enumerate(steps) if res is None]
+        slots: list[ClaimResult | None] = [res for _, _, res in steps]
         done = [0]
 
         def record(index: int, res: ClaimResult) -> None:
@@ -141,7 +142,7 @@ def run_check(target: str | Any, *, dtypes: Sequence[str | DType] = ("float64",)
                          profile=prof.name, seed=seed, dtypes=tuple(d.name for d in dts),
                          results=tuple(r for r in slots if r is not None),
                          seconds=time.perf_counter() - start,
-                         versions=_versions(info), notes=_notes(info, dts),
+                         versions=_versions(info), notes=flush_notes(info, dts),
                          complete=complete)
     if not complete:
         raise RunInterrupted(report)
@@ -157,7 +158,7 @@ def _chosen(claims: str | None, level: str, with_math: bool) -> list[Claim]:
     return chosen
 
 
-def _plan(info: TargetInfo, target_name: str, chosen: Sequence[Claim], dts: Sequence[DType],
+def plan_claims(info: TargetInfo, target_name: str, chosen: Sequence[Claim], dts: Sequence[DType],
           level: str, seed: int) -> list[tuple[DType, Claim, ClaimResult | None]]:
     """Every (dtype, claim) in catalogue order, with its result if it is not applicable."""
     plan: list[tuple[DType, Claim, ClaimResult | None]] = []
@@ -172,7 +173,8 @@ def _plan(info: TargetInfo, target_name: str, chosen: Sequence[Claim], dts: Sequ
     return plan
 
 
-def _notes(info: TargetInfo, dts: Sequence[DType]) -> tuple[str, ...]:
+def flush_notes(info: TargetInfo, dts: Sequence[DType]) -> tuple[str, ...]:
+    """What a report says of a backend that flushes subnormals to zero."""
     return tuple(f"{info.name} flushes subnormals to zero in {dt.name}: the absolute floor is "
                  f"the smallest normal number, {dt.rmin:.3g}"
                  for dt in dts if info.flushes.get(dt.name))
@@ -200,20 +202,20 @@ def _in_process(target: Any, dts: Sequence[DType], level: str, claims: str | Non
             envs[dt.name], flushes[dt.name] = make_env(tgt, dt, timeout=timeout)
     info = TargetInfo.of(tgt, flushes)
     chosen = _chosen(claims, level, tgt.is_reference if include_math is None else include_math)
-    plan = _plan(info, tgt.name, chosen, dts, level, seed)
+    steps = plan_claims(info, tgt.name, chosen, dts, level, seed)
     results: list[ClaimResult] = []
-    for dt, claim, res in plan:
+    for dt, claim, res in steps:
         if res is None:
             envs[dt.name].rng_seed = seed
             res = run_claim(claim, envs[dt.name], target_name=tgt.name, level=level,
                             profile=prof, seed=seed, max_examples=max_examples)
         results.append(res)
         if on_result is not None:
-            on_result(res, len(results), len(plan))
+            on_result(res, len(results), len(steps))
     note = ("the target object does not pickle, so it ran in this process without "
             "supervision: a crash or hang of the target is not contained")
     return CheckReport(target=tgt.name, target_version=tgt.version, level=level,
                        profile=profile, seed=seed, dtypes=tuple(d.name for d in dts),
                        results=tuple(results), seconds=time.perf_counter() - start,
-                       versions=_versions(info), notes=(*_notes(info, dts), note))
+                       versions=_versions(info), notes=(*flush_notes(info, dts), note))
 

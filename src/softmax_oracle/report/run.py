@@ -29,13 +29,18 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, TextIO
 
-from softmax_oracle.engine.check import RunInterrupted, validate_dtypes, validate_run_options
+from softmax_oracle.engine.check import (
+    RunInterrupted,
+    flush_notes,
+    plan_claims,
+    validate_dtypes,
+    validate_run_options,
+)
 from softmax_oracle.engine.jobs import ClaimJob, Describe, TargetInfo, estimate_cost, here
 from softmax_oracle.engine.profiles import choose_seed, get_profile, validate_level
 from softmax_oracle.engine.results import CheckReport, ClaimResult
 from softmax_oracle.engine.scheduler import Interrupted, Scheduler
-from softmax_oracle.engine.search import applicable, versions
-from softmax_oracle.oracle.dtypes import get_dtype
+from softmax_oracle.engine.search import versions
 from softmax_oracle.report import html, markdown, svg
 from softmax_oracle.report.files import check_writable_dir, write_atomic
 from softmax_oracle.report.views import DEFAULT_TARGETS, ReportData, Skipped, fmt_seconds
@@ -100,7 +105,8 @@ def run_report(targets: Sequence[str] | None = None, *,
     ``ReportData`` of what finished."""
     validate_level(level)
     prof = get_profile(profile)
-    dts = [d.name for d in validate_dtypes(dtypes)]
+    dtypes_ = validate_dtypes(dtypes)
+    dts = [d.name for d in dtypes_]
     workers = os.cpu_count() or 1 if jobs is None else jobs
     validate_run_options(timeout=timeout, jobs=workers)
     chosen = select(claims, level=level, kinds=("numerical", "contract", "mathematics"))
@@ -129,20 +135,14 @@ def run_report(targets: Sequence[str] | None = None, *,
                 continue
             mine = [c for c in chosen if c.kind != "mathematics" or info.is_reference]
             rows: list[ClaimResult | None] = []
-            for dt in dts:
-                for claim in mine:
-                    reason = applicable(claim, info)
-                    if not reason and not info.supports(dt):
-                        reason = f"the target does not support {dt}"
-                    if reason:
-                        rows.append(ClaimResult(claim.id, name, dt, level, "not_applicable",
-                                                claim.expect, seed=seed, reason=reason))
-                        continue
+            for dt, claim, res in plan_claims(info, name, mine, dtypes_, level, seed):
+                if res is None:
                     work.append((name, len(rows), ClaimJob(
-                        **where, target=name, target_name=name, claim_id=claim.id, dtype=dt,
-                        level=level, profile=prof, seed=seed, flushes=info.flushes.get(dt, False),
-                        timeout=timeout, cost=estimate_cost(claim, name))))
-                    rows.append(None)
+                        **where, target=name, target_name=name, claim_id=claim.id,
+                        dtype=dt.name, level=level, profile=prof, seed=seed,
+                        flushes=info.flushes.get(dt.name, False), timeout=timeout,
+                        cost=estimate_cost(claim, name))))
+                rows.append(res)
             results[name] = rows
         left = {(n, j.dtype): 0 for n, _, j in work}
         for n, _, j in work:
@@ -166,7 +166,7 @@ def run_report(targets: Sequence[str] | None = None, *,
                            profile=prof.name, seed=seed, dtypes=tuple(dts),
                            results=tuple(r for r in rows if r is not None),
                            seconds=sum(r.seconds for r in rows if r is not None),
-                           versions=versions(), notes=_notes(infos[name], dts),
+                           versions=versions(), notes=flush_notes(infos[name], dtypes_),
                            complete=complete)
                for name, rows in results.items() if rows]
     skipped = [Skipped(name, info.error) for name, info in infos.items() if info.error]
@@ -183,12 +183,6 @@ def run_report(targets: Sequence[str] | None = None, *,
     if not complete:
         raise RunInterrupted(data)
     return data
-
-
-def _notes(info: TargetInfo, dtypes: Sequence[str]) -> tuple[str, ...]:
-    return tuple(f"{info.name} flushes subnormals to zero in {dt}: the absolute floor is the "
-                 f"smallest normal number, {get_dtype(dt).rmin:.3g}"
-                 for dt in dtypes if info.flushes.get(dt))
 
 
 def report_command(targets: Sequence[str] | None, dtypes: Sequence[str], *, level: str,
