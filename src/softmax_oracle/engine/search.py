@@ -240,7 +240,7 @@ def _same_examples_in_every_process() -> Iterator[None]:
 FRAMEWORK_PACKAGES = ("scipy", "torch", "jax", "jaxlib", "optax", "ml_dtypes")
 
 
-def versions(target: Target | None = None, *, frameworks: bool = False) -> dict[str, str]:
+def versions(*, frameworks: bool = False) -> dict[str, str]:
     """Versions of Python, the kit and its dependencies (and the installed frameworks), read
     from package metadata."""
     out = {"python": platform.python_version()}
@@ -248,8 +248,6 @@ def versions(target: Target | None = None, *, frameworks: bool = False) -> dict[
     for pkg in packages + (FRAMEWORK_PACKAGES if frameworks else ()):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[pkg] = importlib.metadata.version(pkg)
-    if target is not None and target.version:
-        out[f"target:{target.name}"] = target.version
     return out
 
 

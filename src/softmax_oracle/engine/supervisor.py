@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-__all__ = ["Death", "Interrupted", "WorkerProcess", "default_memory_limit", "kill_all", "kill_run",
+__all__ = ["Death", "Interrupted", "WorkerProcess", "default_memory_limit", "kill_run",
            "thread_workers"]
 
 #: How often the supervisor looks at a worker that has said nothing (seconds).
@@ -98,14 +98,6 @@ def _signal_name(num: int) -> str:
 
 _LIVE: set[WorkerProcess] = set()
 _LIVE_LOCK = threading.Lock()
-
-
-def kill_all() -> None:
-    """Kill every worker this process started."""
-    with _LIVE_LOCK:
-        workers = list(_LIVE)
-    for w in workers:
-        w.kill()
 
 
 def kill_run(run_id: str) -> None:
@@ -285,11 +277,6 @@ class Workers:
             old.kill()
         w = self.by_key[key] = WorkerProcess(memory_limit, run_id)
         return w
-
-    def close(self) -> None:
-        for w in self.by_key.values():
-            w.kill()
-        self.by_key.clear()
 
 
 _THREAD = threading.local()
