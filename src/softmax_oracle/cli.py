@@ -1,4 +1,4 @@
-"""The command line: ``softmax-oracle check | claims | targets``.
+"""The command line: ``softmax-oracle check | replay | claims | targets | report | diff``.
 
 Exit codes: 0 every applicable claim holds (as specified), 1 a claim is refuted, 2 a usage error
 or a target that cannot be loaded.
@@ -20,8 +20,12 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from softmax_oracle.engine.check import RunInterrupted, run_check
+from softmax_oracle.engine.jobs import CallFailed, CallJob, here
 from softmax_oracle.engine.profiles import LEVELS, PROFILES
-from softmax_oracle.engine.results import CheckReport, ClaimResult
+from softmax_oracle.engine.replay import replay_saved
+from softmax_oracle.engine.results import CheckReport, ClaimResult, Counterexample, format_value
+from softmax_oracle.engine.saved import ReplayError, load_saved
+from softmax_oracle.engine.scheduler import Interrupted, Scheduler
 from softmax_oracle.oracle.dtypes import DTypeError, parse_dtypes
 from softmax_oracle.report.diff import DiffError, diff_files
 from softmax_oracle.report.files import (
@@ -142,6 +146,48 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         write_atomic(args.json, report.dumps() + "\n")
     return status or (0 if report.ok else 1)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    """Check the claim of a saved input again, on exactly that input, in a worker process."""
+    try:
+        saved = load_saved(args.file)
+    except ReplayError as e:
+        print(f"softmax-oracle: error: {e}", file=sys.stderr)
+        return 2
+    if args.timeout <= 0 or args.timeout != args.timeout:
+        print(f"softmax-oracle: error: --timeout {args.timeout}: use a number of seconds above 0",
+              file=sys.stderr)
+        return 2
+    job = CallJob(**here(), function=replay_saved, argument=(args.file, args.target, args.timeout))
+    try:
+        with Scheduler("local", 1) as scheduler:
+            (answer,) = scheduler.run([job])
+    except Interrupted:
+        print("softmax-oracle: interrupted", file=sys.stderr)
+        return 130
+    if isinstance(answer, str):  # the target could not be loaded or cannot take the claim
+        print(f"softmax-oracle: error: {answer}", file=sys.stderr)
+        return 2
+    if isinstance(answer, CallFailed):  # the target crashed or hung, or the kit failed
+        inputs = {k: format_value(v) for k, v in saved.example.items() if k != "regime"}
+        answer = ClaimResult(saved.claim_id, args.target or saved.target, saved.dtype,
+                             saved.level, "error", seed=saved.seed,
+                             reason=f"the replay did not finish: {answer.why}",
+                             shrunk=Counterexample(inputs, "(no verdict)", float("inf"),
+                                                   saved.example["regime"], saved.path))
+    if answer.verdict != "verified":
+        print(format_refutation(answer))
+        return 1
+    print(f"Claim holds on the saved input: {answer.claim_id}   [{answer.target}, "
+          f"{answer.dtype}, level {answer.level}]\n"
+          f"  error/budget: {answer.max_ratio:.3g}\n"
+          f"  When saved:   {_indent_lines(saved.problem or '(no problem recorded)', 16)}")
+    return 0
+
+
+def _indent_lines(text: str, width: int) -> str:
+    return text.replace("\n", "\n" + " " * width)
 
 
 def _output_ok(check: Callable[[str, str], None], path: str, option: str) -> bool:
@@ -314,6 +360,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-v", "--verbose", action="store_true", help="one line per claim")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     c.set_defaults(func=_cmd_check)
+
+    rp = sub.add_parser(
+        "replay", help="check a refuted claim again on the input saved in FILE",
+        description="Every refutation saves its whole input to an .npz file (named in its "
+                    "Reproduce: line). Check the claim again on exactly that input, in a worker "
+                    "process. Exit 0: it holds now; 1: refuted (or the target crashed or hung); "
+                    "2: the file or the target cannot be read.")
+    rp.add_argument("file", metavar="FILE", help="a saved input (.npz)")
+    rp.add_argument("--target", help="check this target instead of the one the input was "
+                                     "found on (e.g. the fixed version); " + _TARGET_HELP)
+    rp.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                    help="per-call deadline (default: %(default)s)")
+    rp.set_defaults(func=_cmd_replay)
 
     cl = sub.add_parser("claims", help="list the claims of the specification")
     cl.add_argument("--claim", metavar="PATTERN", help="only these claims")

@@ -19,19 +19,65 @@ VERDICTS = ("verified", "refuted", "not_applicable", "error")
 
 
 def format_value(v: Any) -> str:
-    """A Python literal that reproduces an input exactly (floats by repr, dtype named)."""
-    if isinstance(v, np.ndarray) and v.dtype.kind in "ObcUSMm":  # not real numbers: by repr
-        return f"np.array({v.tolist()!r}, dtype={v.dtype.name})"
+    """A Python literal that reproduces an input exactly and runs as printed, given
+    ``import numpy as np`` (and ``import ml_dtypes`` for bfloat16): floats in the fewest digits
+    that give back the same number of the array's dtype, -inf and NaN as ``-np.inf`` and
+    ``np.nan``, the dtype named as ``np.float32`` or ``ml_dtypes.bfloat16``."""
+    if isinstance(v, np.ndarray) and v.size == 0 and v.ndim > 1:  # [] would lose the shape
+        return f"np.zeros({v.shape!r}, dtype={dtype_expression(v.dtype)})"
+    if isinstance(v, np.ndarray) and v.dtype.kind in "biu":
+        return f"np.array({v.tolist()!r}, dtype={dtype_expression(v.dtype)})"
+    if isinstance(v, np.ndarray) and v.dtype.kind in "OcUSMm":  # not real numbers: by repr
+        return f"np.array({v.tolist()!r}, dtype={dtype_expression(v.dtype)})"
     if isinstance(v, np.ndarray):
-        vals = np.asarray(v, dtype=np.float64)
-        body = _nested(vals.tolist())
-        return f"np.array({body}, dtype={v.dtype.name})"
+        body = _nested(_shortest(v), v.shape)
+        return f"np.array({body}, dtype={dtype_expression(v.dtype)})"
     if isinstance(v, float):
         return _float(v)
     if isinstance(v, (list, tuple)) and all(isinstance(t, (int, float)) for t in v):
         return "[" + ", ".join(_float(float(t)) if isinstance(t, float) else str(t)
                                for t in v) + "]"
     return repr(v)
+
+
+def dtype_expression(dtype: Any) -> str:
+    """How a literal names a dtype so that it runs: ``np.float32``, ``ml_dtypes.bfloat16``,
+    ``bool``, ``object``."""
+    dt = np.dtype(dtype)
+    if dt.kind in "bO":
+        return {"b": "bool", "O": "object"}[dt.kind]
+    if dt.type.__module__.split(".")[0] == "ml_dtypes":
+        return f"ml_dtypes.{dt.name}"
+    return f"np.{dt.name}"
+
+
+#: Arrays up to this size are written in the fewest digits of their own dtype (float32's 0.1 as
+#: 0.1); larger ones (written out only in results files) by the float64 repr, also exact.
+SHORTEST_MAX_SIZE = 256
+
+
+def _shortest(v: np.ndarray) -> list[str]:
+    """Each element of a float array as the shortest decimal that ``np.array([...], dtype=...)``
+    turns back into the same bits (checked, not assumed: a decimal goes through float64 first)."""
+    wide = v.astype(np.float64).reshape(-1).tolist()
+    if v.dtype == np.float64 or v.size > SHORTEST_MAX_SIZE:
+        return [_float(x) for x in wide]
+    flat = v.reshape(-1)
+    out = []
+    with np.errstate(all="ignore"):
+        for i, x in enumerate(wide):
+            if not math.isfinite(x):
+                out.append(_float(x))
+                continue
+            bits = flat[i : i + 1].tobytes()
+            text = repr(x)
+            for digits in range(1, 17):
+                candidate = float(f"{x:.{digits}g}")
+                if np.array([candidate], dtype=v.dtype).tobytes() == bits:
+                    text = repr(candidate)
+                    break
+            out.append(text)
+    return out
 
 
 def _float(x: float) -> str:
@@ -42,10 +88,13 @@ def _float(x: float) -> str:
     return repr(x)
 
 
-def _nested(v: Any) -> str:
-    if isinstance(v, list):
-        return "[" + ", ".join(_nested(t) for t in v) + "]"
-    return _float(float(v))
+def _nested(flat: list[str], shape: tuple[int, ...]) -> str:
+    """The elements (in C order) as nested lists of the given shape."""
+    if not shape:
+        return flat[0]
+    step = len(flat) // shape[0] if shape[0] else 0
+    return "[" + ", ".join(_nested(flat[i * step : (i + 1) * step], shape[1:])
+                           for i in range(shape[0])) + "]"
 
 
 @dataclass(frozen=True)
@@ -56,6 +105,7 @@ class Counterexample:
     problem: str  # empty for a worst-seen example that did not fail
     ratio: float  # |error| / budget (inf for NaN, exceptions, wrong shapes)
     regime: tuple[str, ...] = ()
+    saved: str = ""  # the .npz file holding the whole input (engine.saved); "" if none
 
     @classmethod
     def from_example(cls, ex: dict[str, Any], problem: str, ratio: float) -> Counterexample:
@@ -117,7 +167,7 @@ def _counterexample(d: dict[str, Any] | None) -> Counterexample | None:
     if d is None:
         return None
     return Counterexample(dict(d["inputs"]), d["problem"], json_number(d["ratio"]),
-                          tuple(d.get("regime", ())))
+                          tuple(d.get("regime", ())), d.get("saved", ""))
 
 
 #: How JSON, which has no infinity or NaN, holds the non-finite floats.

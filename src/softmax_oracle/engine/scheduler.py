@@ -34,6 +34,7 @@ from typing import Any
 
 from softmax_oracle.engine.jobs import CallFailed, CallJob, ClaimJob, Describe, TargetInfo
 from softmax_oracle.engine.results import ClaimResult, Counterexample
+from softmax_oracle.engine.saved import with_saved
 from softmax_oracle.engine.search import reproduce_command
 from softmax_oracle.engine.supervisor import (
     Death,
@@ -158,6 +159,10 @@ def _claim_answer(job: ClaimJob, reply: Any) -> ClaimResult:
         problem = reply.problem()
         where = " on the input below" if ex is not None else " (before the first input)"
         shrunk = (Counterexample.from_example(ex, problem, math.inf) if ex is not None else None)
+        if shrunk is not None:  # the whole input, for `softmax-oracle replay`
+            shrunk = with_saved(shrunk, ex, claim_id=job.claim_id, target=job.target_name,
+                                dtype=job.dtype, level=job.level, seed=job.seed,
+                                reproduce=_reproduce(job), root=job.cwd)
         tail = _stderr_excerpt(reply.stderr)
         reason = (f"the claim could not be judged: {problem}{where}"
                   + (f"\nthe process's stderr ended with:\n{tail}" if tail else ""))

@@ -28,6 +28,7 @@ from hypothesis.errors import HypothesisException
 from softmax_oracle.engine.database import FailuresDatabase
 from softmax_oracle.engine.jobs import TargetInfo
 from softmax_oracle.engine.profiles import Profile
+from softmax_oracle.engine.saved import with_saved
 from softmax_oracle.targets.call import Env, Monitor, TargetTimeout, _deadline
 
 if sys.version_info >= (3, 11):
@@ -60,6 +61,8 @@ class _Search:
     worst_ratio: float = 0.0
     worst: Counterexample | None = None
     last_failure: Counterexample | None = None
+    last_example: dict[str, Any] | None = None  # the input of last_failure, to be saved
+    worst_example: dict[str, Any] | None = None
     max_ulps: float = 0.0
     internal: str = ""
 
@@ -153,9 +156,10 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
         except Refuted as r:
             ratio = r.ratio if not math.isnan(r.ratio) else math.inf
             cex = Counterexample.from_example(snapshot, r.problem, ratio)
-            state.last_failure = cex
+            state.last_failure, state.last_example = cex, snapshot
             if state.worst is None or not state.worst.problem or ratio >= state.worst_ratio:
                 state.worst_ratio, state.worst = max(ratio, state.worst_ratio), cex
+                state.worst_example = snapshot
             htarget(min(ratio, 1e300), label="error/budget")
             raise
         except Exception as e:
@@ -165,6 +169,7 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
         if ratio > state.worst_ratio or state.worst is None:
             state.worst_ratio = ratio
             state.worst = Counterexample.from_example(snapshot, "", ratio)
+            state.worst_example = snapshot
         htarget(min(float(ratio), 1e300), label="error/budget")
 
     db = FailuresDatabase(DATABASE_DIR) if profile.database else None
@@ -202,13 +207,19 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
         verdict = "error"
         reason = f"internal error in softmax-oracle: {type(e).__name__}: {e}\n{tb}"
-    shrunk = state.last_failure if verdict == "refuted" else None
+    shrunk, worst = (state.last_failure if verdict == "refuted" else None), state.worst
+    reproduce = (reproduce_command(target_name, claim, dtype, level, profile.name, seed)
+                 if verdict == "refuted" else "")
+    if shrunk is not None:  # the whole inputs, for `softmax-oracle replay`
+        meta = dict(claim_id=claim.id, target=target_name, dtype=dtype.name, level=level,
+                    seed=seed, reproduce=reproduce)
+        shrunk = with_saved(shrunk, state.last_example, **meta)
+        if worst is not None and worst.problem and worst.inputs != shrunk.inputs:
+            worst = with_saved(worst, state.worst_example, **meta)
     return ClaimResult(
         **base, verdict=verdict, examples=state.calls, seconds=time.perf_counter() - start,
         reason=reason, max_ratio=state.worst_ratio, max_ulps=state.max_ulps, shrunk=shrunk,
-        worst=state.worst,
-        reproduce=reproduce_command(target_name, claim, dtype, level, profile.name, seed)
-        if verdict == "refuted" else "")
+        worst=worst, reproduce=reproduce)
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ from softmax_oracle.oracle.dtypes import DType, round_to
 from softmax_oracle.oracle.exact import MPF, Bounds, Certified, concat
 from softmax_oracle.oracle.intervals import _F64, _LD
 
-__all__ = ["Assessment", "Refuted", "assess", "concat", "index_labeler"]
+__all__ = ["Assessment", "Refuted", "assess", "concat", "distinct", "index_labeler"]
 
 #: Enclosures narrower than this fraction of the budget give the ratio directly.
 RATIO_PRECISION = 2.0**-8
@@ -72,11 +72,26 @@ def _fmt(x: float | MPF) -> str:
     return repr(f)
 
 
-def _short(x: float | MPF) -> str:
+def _short(x: float | MPF, digits: int = 2) -> str:
+    if digits > 17 and hasattr(x, "context"):  # beyond float64: mpmath's own digits
+        return str(x.context.nstr(x, digits, min_fixed=1, max_fixed=0))
     try:
-        return f"{float(x):.2g}"
+        return f"{float(x):.{digits}g}"
     except (OverflowError, ValueError):
         return str(x)
+
+
+def distinct(x: float | MPF, y: float | MPF, digits: int = 2) -> tuple[str, str]:
+    """x and y to ``digits`` significant digits, or to as many more as it takes to tell them
+    apart when they differ: an error just over its budget must not print as equal to it
+    ("fails by 9.03e-06 (allowed 9.03e-06)"). Rounding is monotonic, so the larger number
+    never prints as the smaller."""
+    a, b = _short(x, digits), _short(y, digits)
+    d = digits
+    while a == b and x != y and d < 60:
+        d += 1
+        a, b = _short(x, d), _short(y, d)
+    return a, b
 
 
 def index_labeler(shape: tuple[int, ...], axis: int, name: str = "out") -> Callable[[int], str]:
@@ -143,8 +158,9 @@ def _problem(c: float, ref: MPF, err: MPF | None, tol: MPF, ratio: float, where:
         rel = ""
         if ref != 0 and math.isfinite(float(c)):
             rel = f"{_short(abs(err / ref))} relative; "
-        detail = (f"|error| {_short(err)}, {rel}allowed {_short(tol)}: "
-                  f"{_short(ratio)}x the budget")
+        error, allowed = distinct(err, tol)
+        detail = (f"|error| {error}, {rel}allowed {allowed}: "
+                  f"{distinct(ratio, 1)[0]}x the budget")
     return f"{prefix}{where} = {_fmt(c)}, but should be {_fmt(ref)} ({detail}){tail}"
 
 

@@ -4,7 +4,11 @@ report pages."""
 
 from __future__ import annotations
 
-from softmax_oracle.engine.results import ClaimResult
+import math
+import shlex
+
+from softmax_oracle.engine.results import ClaimResult, Counterexample
+from softmax_oracle.engine.saved import load_expression
 from softmax_oracle.spec.claims import Claim, get_claim
 
 __all__ = ["UNKNOWN_CLAIM", "format_refutation"]
@@ -19,13 +23,22 @@ def _indent(text: str, prefix: str) -> str:
     return lines[0] + "".join("\n" + prefix + ln for ln in lines[1:])
 
 
-def _inputs(inputs: dict[str, str], width: int = 400) -> str:
+def _inputs(cex: Counterexample, width: int = 400) -> str:
+    """The input as Python that runs as printed: the imports it needs, then one assignment per
+    argument. An array too long to read is loaded from the file that holds the whole input."""
     parts = []
-    for k, v in inputs.items():
-        if len(v) > width:
-            v = v[: width - 20] + " ... (truncated)"
-        parts.append(f"{k} = {v}")
-    return _indent("\n".join(parts), " " * 19)
+    for k, v in cex.inputs.items():
+        if len(v) <= width:
+            parts.append(f"{k} = {v}")
+        elif cex.saved and v.startswith("np.array("):
+            parts.append(f"{k} = {load_expression(cex.saved, k, v)}  # {v.count(', '):,} values")
+        else:  # a comment, so that the lines above and below still run
+            parts.append(f"# {k} = {v[: width - 60]} ... (truncated; the whole input was not "
+                         f"saved)")
+    text = "\n".join(parts)
+    imports = [line for line, used in (("import numpy as np", "np."),
+                                       ("import ml_dtypes", "ml_dtypes.")) if used in text]
+    return _indent("\n".join([*imports, text]), " " * 19)
 
 
 def format_refutation(r: ClaimResult) -> str:
@@ -44,16 +57,27 @@ def format_refutation(r: ClaimResult) -> str:
         lines.append(f"  Preconditions: {'; '.join(claim.preconditions)}")
     if claim is not None and claim.correct:
         lines.append(f"  Correct:   {claim.correct}")
+    commands = [r.reproduce] if r.reproduce else []
     if r.shrunk is not None:
         lines.append(f"  Problem:   {_indent(r.shrunk.problem, '             ')}")
         label = "Input (shrunk):" if r.verdict != "error" else "Input:         "
-        lines.append(f"  {label}  {_inputs(r.shrunk.inputs)}")
+        lines.append(f"  {label}  {_inputs(r.shrunk)}")
+        if r.shrunk.saved:
+            commands.append(f"softmax-oracle replay {shlex.quote(r.shrunk.saved)}")
     if r.worst is not None and r.worst.problem and r.shrunk is not None \
             and r.worst.inputs != r.shrunk.inputs:
-        lines.append(f"  Worst seen ({r.worst.ratio:.3g}x the budget): {_inputs(r.worst.inputs)}")
-        lines.append(f"    {_indent(r.worst.problem, '    ')}")
+        lines.append(f"  Worst seen:      {_inputs(r.worst)}")
+        lines.append(f"    ({_ratio(r.worst.ratio)}x the budget) "
+                     f"{_indent(r.worst.problem, '    ')}")
+        if r.worst.saved:
+            commands.append(f"softmax-oracle replay {shlex.quote(r.worst.saved)}   "
+                            f"# the worst input seen")
     if r.reason:
         lines.append(f"  Note:      {_indent(r.reason.strip(), '             ')}")
-    if r.reproduce:
-        lines.append(f"  Reproduce: {r.reproduce}")
+    if commands:
+        lines.append(f"  Reproduce: {_indent(chr(10).join(commands), ' ' * 13)}")
     return "\n".join(lines)
+
+
+def _ratio(x: float) -> str:
+    return "inf" if math.isinf(x) else f"{x:.3g}"

@@ -242,7 +242,7 @@ def magnitude(inputs: dict[str, str]) -> float | None:
     input; -inf entries are masks, not magnitudes."""
     for key in ("z", "x"):
         if key in inputs:
-            text = re.sub(r"dtype=\w+", "", inputs[key])
+            text = re.sub(r"dtype=[\w.]+", "", inputs[key])
             vals = []
             for tok in _LITERAL_NUMBER.findall(text):
                 v = math.inf if tok.endswith("inf") else math.nan if tok == "np.nan" else \

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from softmax_oracle.oracle.compare import Refuted, assess, index_labeler
+from softmax_oracle.oracle.compare import Refuted, assess, distinct, index_labeler
 from softmax_oracle.oracle.exact import MPF, concat, context, mp_vector, rows_of
 from softmax_oracle.oracle.reference import RowRef, row_ref_mp
 from softmax_oracle.spec.inputs import Example
@@ -67,8 +67,9 @@ def at_most(value: MPF, limit: MPF, tol: MPF, where: str, relation: str) -> floa
     if excess <= 0:
         return 0.0
     if tol == 0 or excess > tol:
+        by, allowed = distinct(excess, tol, 3)
         raise Refuted(f"{where}: {float(value)!r} {relation} {float(limit)!r} fails by "
-                      f"{float(excess):.3g} (allowed {float(tol):.3g})",
+                      f"{by} (allowed {allowed})",
                       float(excess / tol) if tol else float("inf"))
     return float(excess / tol)
 
