@@ -20,8 +20,10 @@ that a target's ``except Exception`` cannot swallow it).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import random
+import re
 import signal
 import sys
 import threading
@@ -33,7 +35,7 @@ from typing import Any, Protocol, cast
 import numpy as np
 
 from softmax_oracle.oracle.compare import Refuted
-from softmax_oracle.oracle.dtypes import DType
+from softmax_oracle.oracle.dtypes import DTYPES, DType
 from softmax_oracle.oracle.reference import RowRef, row_refs
 from softmax_oracle.oracle.tolerance import Model
 from softmax_oracle.targets import PROTOCOL, Target
@@ -94,6 +96,33 @@ def _where(exc: BaseException) -> str:
     return f" (at {fr.filename}:{fr.lineno}, in {fr.name})"
 
 
+#: How frameworks say that they have no kernel for a dtype (PyTorch: '"softmax_lastdim_kernel_impl"
+#: not implemented for 'Half''; numpy: "ufunc 'exp' not supported for the input types"; others:
+#: "kernel ... is not registered", "does not support the dtype 'float16'").
+_NO_KERNEL = re.compile(r"not implemented for|not supported|unsupported|not registered|"
+                        r"does not support|no kernel|not available for")
+#: The names a framework may give a dtype in such a message.
+_DTYPE_WORDS = {"float64": r"float64|double|f64", "float32": r"float32|f32",
+                "float16": r"(?<!b)float16|half|f16", "bfloat16": r"bfloat16|bf16"}
+
+
+def _dtype_hint(exc: BaseException, env: Env) -> str:
+    """Where an exception says the target has no kernel for the dtype under test: how to declare
+    the dtypes it does support, so that the others are "not applicable" rather than refuted."""
+    text = str(exc).lower()
+    named = {d for d, words in _DTYPE_WORDS.items() if re.search(rf"\b(?:{words})\b", text)}
+    this = env.dtype.name in named
+    about_dtypes = this or (not named and re.search(r"\b(?:d?type|types)\b", text) is not None)
+    if not ((_NO_KERNEL.search(text) and about_dtypes)
+            or (isinstance(exc, (TypeError, NotImplementedError)) and this)):
+        return ""
+    declared = env.target.dtypes if env.target is not None else None
+    others = [d for d in DTYPES if d != env.dtype.name and (declared is None or d in declared)]
+    return (f"\n  Hint: if the target has no {env.dtype.name} kernels, declare the dtypes it "
+            f"supports, e.g. __softmax_oracle__ = {{\"dtypes\": {json.dumps(others)}}} in its "
+            f"module: the claims of the other dtypes are then not applicable, not refuted")
+
+
 def _arg_names(fname: str) -> list[str]:
     sig = PROTOCOL[fname]
     inner = sig[sig.index("(") + 1: sig.index(")")]
@@ -149,7 +178,8 @@ class Env:
         except SystemExit as e:
             raise Refuted(f"{fname} called sys.exit({e.code!r}){_where(e)}") from None
         except BaseException as e:
-            raise Refuted(f"{fname} raised {type(e).__name__}: {e}{_where(e)}") from None
+            raise Refuted(f"{fname} raised {type(e).__name__}: {e}{_where(e)}"
+                          f"{_dtype_hint(e, self)}") from None
         finally:
             if self.monitor is not None:
                 self.monitor.returned()
