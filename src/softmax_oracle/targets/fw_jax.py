@@ -16,8 +16,18 @@ it, Python floats and integers given to JAX default to 64-bit types in the whole
 
 The functions are compiled with ``jax.jit`` once per (shape, dtype, axis); the axis is a static
 argument, normalised to be non-negative so that ``axis=-1`` and ``axis=ndim-1`` share a
-compilation. The first call on a new shape pays for compilation (30-120 ms on a CPU); later calls
-on that shape take 35-300 us, so draw shapes from a small set when checking this target.
+compilation. The first call on a new shape pays for compilation (40-160 ms on a CPU, most of it
+XLA's code generation); later calls on that shape take 35-300 us. Compilation is what makes this
+target slow to check: a check's examples meet hundreds of distinct shapes, and numpy needs none.
+The shapes are checked as they are: padding them to a few bucket sizes would judge another
+program, because XLA's CPU compiler splits a reduction longer than 32 into blocks of 32 placed by
+the row's length (so padding changes the order of summation), and a padded ``-inf`` logit with a
+zero target makes the hand-written cross-entropy NaN.
+
+**Compiled functions are evicted.** JAX keeps every executable (1-3 MB each) in caches of 2,048
+to 8,192 entries, so a long check's worker grew by gigabytes. Past ``COMPILED_LIMIT`` distinct
+signatures (function, shapes, dtypes, axis) in a process, ``jax.clear_caches()`` drops them all:
+memory stays flat, and a signature met again is compiled again, to the same executable.
 
 Conversion is exact: ``to_jax`` keeps the dtype (JAX's bfloat16 dtype is ml_dtypes' bfloat16) and
 ``from_jax`` returns a writable numpy copy, never a view of a JAX buffer.
@@ -42,6 +52,7 @@ Measured on jax 0.10.2 (CPU), which shaped the metadata:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -52,7 +63,9 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 __all__ = [
+    "COMPILED_LIMIT",
     "DTYPES",
+    "bounded",
     "cross_entropy",
     "cross_entropy_grad",
     "dense_grads",
@@ -99,8 +112,37 @@ def positive_axis(axis: int, ndim: int) -> int:
     return axis % ndim
 
 
-#: ``jax.jit`` with the ``axis`` keyword static: one compilation per (shapes, dtypes, axis).
-jit_axis = functools.partial(jax.jit, static_argnames="axis")
+#: Distinct signatures compiled in this process before every compiled function is dropped
+#: (1.6-2.8 MB each; a check of every claim meets about a thousand per dtype). On the calls of
+#: such a check in float32 (seeds 1 and 3), keeping 128 compiles 19% and 22% more often than
+#: keeping them all.
+COMPILED_LIMIT = 128
+
+_compiled: set[tuple[Any, ...]] = set()  # the signatures compiled since the last eviction
+
+
+def bounded(jitted: Callable[..., Any]) -> Callable[..., Any]:
+    """``jitted`` (a ``jax.jit`` function), its compilations counted against ``COMPILED_LIMIT``:
+    a call with a signature not met since the last eviction, past the limit, first clears every
+    cache of JAX's (``jax.clear_caches()``). The call itself is ``jitted``'s, unchanged."""
+
+    @functools.wraps(jitted)
+    def call(*arrays: jax.Array, **static: Any) -> Any:
+        key = (id(jitted), tuple((a.shape, a.dtype) for a in arrays), tuple(static.items()))
+        if key not in _compiled:
+            if len(_compiled) >= COMPILED_LIMIT:
+                jax.clear_caches()
+                _compiled.clear()
+            _compiled.add(key)
+        return jitted(*arrays, **static)
+
+    return call
+
+
+def jit_axis(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``jax.jit`` with the ``axis`` keyword static (one compilation per shapes, dtypes and
+    axis), ``bounded``."""
+    return bounded(jax.jit(fn, static_argnames="axis"))
 
 
 @jit_axis
@@ -142,8 +184,8 @@ def _dense_loss(W: jax.Array, b: jax.Array, x: jax.Array, n: jax.Array) -> jax.A
     return jnp.sum(_ce(logits, n, -1))
 
 
-_dense_grads = jax.jit(jax.grad(_dense_loss, argnums=(0, 1, 2)))
-_exp = jax.jit(jnp.exp)
+_dense_grads = bounded(jax.jit(jax.grad(_dense_loss, argnums=(0, 1, 2))))
+_exp = bounded(jax.jit(jnp.exp))
 
 
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
