@@ -1,5 +1,6 @@
-"""The fast paths: certified float references against mpmath, the vectorised comparison against
-the mpmath one, vocabulary-sized rows, and parallel runs against sequential ones."""
+"""The fast paths reach the verdicts of the exact ones: certified float references against mpmath,
+the vectorised comparison against the mpmath one, vocabulary-sized rows, and parallel runs against
+sequential ones."""
 
 from __future__ import annotations
 
