@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Sequence
 
 import numpy as np
 
 from softmax_oracle.oracle.compare import Refuted, assess, index_labeler
-from softmax_oracle.oracle.exact import context, rows_of
+from softmax_oracle.oracle.exact import MPF, context, rows_of
+from softmax_oracle.oracle.reference import RowRef
 from softmax_oracle.spec.checks.common import Example, at_most, labeler, mp_rows, per_element
 from softmax_oracle.targets.call import Env
 
@@ -82,15 +83,69 @@ def check_softmax_order(env: Env, ex: Example) -> float:
     zr = rows_of(z, axis)
     worst = 0.0
     for i, r in enumerate(env.rows(z, axis)):
-        tol = env.stable.softmax(r)
-        order = np.argsort(zr[i], kind="stable")
-        for p, q in itertools.pairwise(order):
-            if zr[i][p] < zr[i][q]:  # z_p < z_q must give a_p <= a_q (within budgets)
-                worst = max(worst, at_most(r.ctx.mpf(float(out[i][p])),
-                                           r.ctx.mpf(float(out[i][q])), tol[p] + tol[q],
-                                           f"row {i}: z[{p}] = {float(zr[i][p])!r} < z[{q}] = "
-                                           f"{float(zr[i][q])!r} but softmax", "<="))
+        if not r.all_masked:
+            worst = max(worst, _ordered(r, zr[i], out[i], env.stable.softmax(r), f"row {i}"))
     return worst
+
+
+def _ordered(r: RowRef, z: np.ndarray, a: np.ndarray, tol: Sequence[MPF], where: str) -> float:
+    """z_p <= z_q must give a_p <= a_q within tol_p + tol_q, for every pair: the exact values are
+    ordered (equal for ties), and each computed one lies within its budget of its exact value.
+
+    Decided exactly: in increasing order of z, the largest a_p - tol_p over all entries up to
+    and including z_q's ties must not exceed a_q + tol_q (the largest one is the only candidate
+    for a violation). The returned ratio max (a_p - a_q) / (tol_p + tol_q) over all such pairs
+    is estimated in float64 (steering only)."""
+    n = len(z)
+    if n < 2:
+        return 0.0
+    if np.any(np.isnan(a)):
+        p = int(np.flatnonzero(np.isnan(a))[0])
+        raise Refuted(f"{where}: softmax[{p}] = nan (z[{p}] = {float(z[p])!r}): a nan is ordered "
+                      f"with no other probability")
+    ctx = r.ctx
+    t = [tol[j] for j in range(n)]
+    av = [ctx.mpf(float(v)) for v in a]
+    low = [av[j] - t[j] for j in range(n)]
+    order = np.argsort(z, kind="stable")
+    best = -1
+    start = 0
+    while start < n:
+        stop = start + 1
+        while stop < n and z[order[stop]] == z[order[start]]:
+            stop += 1
+        group = [int(j) for j in order[start:stop]]
+        for p in group:
+            if best < 0 or low[p] > low[best]:
+                best = p
+        for q in group:
+            if low[best] > av[q] + t[q]:
+                _disorder(z, a, t, best, q, where)
+        start = stop
+    zf = np.asarray(z, dtype=np.float64)
+    af = np.asarray(a, dtype=np.float64)
+    tf = np.array([float(v) for v in t])
+    with np.errstate(all="ignore"):
+        excess = af[:, None] - af[None, :]
+        ratio = np.where(excess > 0, excess / (tf[:, None] + tf[None, :]), 0.0)
+    pairs = (zf[:, None] <= zf[None, :]) & ~np.eye(n, dtype=bool)
+    return min(float(np.max(np.where(pairs, np.nan_to_num(ratio, nan=0.0), 0.0))), 1.0)
+
+
+def _disorder(z: np.ndarray, a: np.ndarray, t: Sequence[MPF], p: int, q: int,
+              where: str) -> None:
+    """Raise the violation of z_p <= z_q => a_p <= a_q (within tol_p + tol_q)."""
+    budget = t[p] + t[q]
+    excess = t[p].context.mpf(float(a[p])) - t[p].context.mpf(float(a[q]))
+    ratio = float(excess / budget) if budget else float("inf")
+    ap, aq = float(a[p]), float(a[q])
+    if z[p] == z[q]:
+        raise Refuted(f"{where}: z[{p}] = z[{q}] = {float(z[p])!r}, but softmax[{p}] = {ap!r} and "
+                      f"softmax[{q}] = {aq!r} differ by {float(excess):.3g} (allowed "
+                      f"{float(budget):.3g}): equal logits must get equal probabilities", ratio)
+    raise Refuted(f"{where}: z[{p}] = {float(z[p])!r} < z[{q}] = {float(z[q])!r}, but "
+                  f"softmax[{p}] = {ap!r} > softmax[{q}] = {aq!r} by {float(excess):.3g} "
+                  f"(allowed {float(budget):.3g})", ratio)
 
 
 def check_softmax_masked(env: Env, ex: Example) -> float:

@@ -1,0 +1,91 @@
+"""Each claim judges what it states, and says so: the order of softmax with ties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from softmax_oracle import Refuted, check
+from softmax_oracle.engine.search import make_env
+from softmax_oracle.oracle.dtypes import get_dtype
+from softmax_oracle.spec.claims import get_claim
+from softmax_oracle.targets import builtin_numpy, load_target
+
+F64 = get_dtype("float64")
+
+# ================================================================== softmax.order_preserving
+
+
+class _TieBreaking:
+    """softmax(z), but for z = [1, 0, 1] it gives [0.5, 0.3, 0.2]: z_2 = z_0 with a_2 < a_0, and
+    z_2 > z_1 with a_2 < a_1, next to a tie."""
+
+    @staticmethod
+    def softmax(z, axis=-1):
+        z = np.asarray(z)
+        if z.shape == (3,) and list(z) == [1.0, 0.0, 1.0]:
+            return np.array([0.5, 0.3, 0.2], dtype=z.dtype)
+        return builtin_numpy.softmax(z, axis)
+
+
+class _FavoursFirstMaximum:
+    """A sharpened softmax that adds 1% to the first of the largest logits and renormalises: the
+    order of distinct logits survives, but tied maxima get unequal probabilities."""
+
+    @staticmethod
+    def softmax(z, axis=-1):
+        a = np.moveaxis(builtin_numpy.softmax(z, axis), axis, -1).copy()
+        k = np.argmax(np.moveaxis(np.asarray(z), axis, -1), axis=-1)[..., None]
+        np.put_along_axis(a, k, np.take_along_axis(a, k, axis=-1) + 0.01, axis=-1)
+        return np.moveaxis(a / a.sum(axis=-1, keepdims=True), -1, axis)
+
+
+def _order(target, z, dtype=F64):
+    env, _ = make_env(load_target(target), dtype)
+    return get_claim("softmax.order_preserving").check(env, {"z": np.asarray(z), "axis": -1})
+
+
+def test_unequal_probabilities_for_tied_logits_are_refuted():
+    """Only adjacent pairs of the sorted logits were compared and equal pairs skipped, so
+    [1, 0, 1] -> [0.5, 0.3, 0.2] passed."""
+    with pytest.raises(Refuted) as e:
+        _order(_TieBreaking, [1.0, 0.0, 1.0])
+    assert e.value.ratio > 1e10
+    assert "z[0] = z[2] = 1.0" in e.value.problem
+    assert "equal logits must get equal probabilities" in e.value.problem
+
+
+def test_a_larger_logit_with_a_smaller_probability_says_which():
+    class Swapped:
+        @staticmethod
+        def softmax(z, axis=-1):
+            z = np.asarray(z)
+            if z.shape == (3,) and list(z) == [1.0, 0.0, 1.0]:
+                return np.array([0.3, 0.4, 0.3], dtype=z.dtype)
+            return builtin_numpy.softmax(z, axis)
+
+    with pytest.raises(Refuted, match=r"^row 0: z\[1\] = 0.0 < z\[0\] = 1.0, but softmax\[1\] = "
+                                      r"0.4 > softmax\[0\] = 0.3 by 0.1 \(allowed \S+\)$"):
+        _order(Swapped, [1.0, 0.0, 1.0])
+
+
+def test_ties_within_their_budgets_hold():
+    assert _order("numpy", [1.0, 0.0, 1.0]) <= 1
+    assert _order("numpy", [[3.0, -np.inf, 3.0, -np.inf, 0.5]]) <= 1  # tied masks: both 0
+    assert _order("numpy", np.full(7, -2.5, dtype=np.float16), get_dtype("float16")) <= 1
+
+
+def test_a_search_finds_tied_maxima_given_unequal_probabilities():
+    report = check(_FavoursFirstMaximum, dtypes=["float64"], claims="softmax.order_preserving",
+                   profile="ci")
+    (r,) = report.results
+    assert r.verdict == "refuted"
+    assert "equal logits must get equal probabilities" in r.shrunk.problem
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_careful_softmax_keeps_order_and_ties_on_every_dtype(seed):
+    report = check("numpy", dtypes=["float64", "float32", "float16", "bfloat16"],
+                   claims="softmax.order_preserving", profile="quick", seed=seed)
+    assert report.ok, [(r.dtype, r.shrunk and r.shrunk.problem) for r in report.results]
+    assert all(r.verdict == "verified" and r.max_ratio <= 1 for r in report.results)
