@@ -1,6 +1,10 @@
-"""Each claim judges what it states, and says so: the order of softmax with ties."""
+"""Each claim judges what it states, and says so: the order of softmax with ties, and the
+seed's section 2.3 refuted for each of its errors alone."""
 
 from __future__ import annotations
+
+import math
+import re
 
 import numpy as np
 import pytest
@@ -89,3 +93,51 @@ def test_the_careful_softmax_keeps_order_and_ties_on_every_dtype(seed):
                    claims="softmax.order_preserving", profile="quick", seed=seed)
     assert report.ok, [(r.dtype, r.shrunk and r.shrunk.problem) for r in report.results]
     assert all(r.verdict == "verified" and r.max_ratio <= 1 for r in report.results)
+
+
+# ================================================================== the seed's section 2.3
+
+_TWO_LAYER = {"x": 0.5, "w1": 1.2, "b1": -0.3, "W2": [0.4, -1.0, 2.0], "n": [0.0, 1.0, 0.0]}
+
+
+def _statement_and_truth(claim_id: str) -> tuple[int, float, float]:
+    with pytest.raises(Refuted) as e:
+        get_claim(claim_id).check(None, dict(_TWO_LAYER))
+    m = re.search(r"dC/dW2\[(\d)\]: the statement gives (\S+), the derivative .* is (\S+)$",
+                  e.value.problem)
+    assert m, e.value.problem
+    return int(m[1]), float(m[2]), float(m[3])
+
+
+def _two_layer_in_floats() -> tuple[float, np.ndarray, np.ndarray]:
+    ex = _TWO_LAYER
+    h = 1 / (1 + math.exp(-(ex["w1"] * ex["x"] + ex["b1"])))
+    zs = np.array(ex["W2"]) * h
+    a = np.exp(zs - zs.max())
+    return h, a / a.sum(), np.array(ex["n"])
+
+
+def test_each_error_of_section_2_3_is_refuted_on_its_own():
+    """The statement with only the factor a(1 - a) wrong is off by exactly that factor, and the
+    statement with only w^(L-1) in place of a^(L-1) by exactly w1 / h: each is refuted for its
+    own error, whatever the other part says."""
+    h, a, n = _two_layer_in_floats()
+    w1 = _TWO_LAYER["w1"]
+    j, said, truth = _statement_and_truth("seed.2_3_extra_factor")
+    assert truth == pytest.approx((a[j] - n[j]) * h, rel=1e-5)
+    assert said / truth == pytest.approx(a[j] * (1 - a[j]), rel=1e-4)
+    j, said, truth = _statement_and_truth("seed.2_3_weight_for_activation")
+    assert truth == pytest.approx((a[j] - n[j]) * h, rel=1e-5)
+    assert said / truth == pytest.approx(w1 / h, rel=1e-4)
+    j, said, truth = _statement_and_truth("seed.2_3_weight_gradient")  # both errors
+    assert said / truth == pytest.approx(a[j] * (1 - a[j]) * w1 / h, rel=1e-4)
+
+
+def test_the_seed_audit_states_and_refutes_both_errors_of_section_2_3():
+    ids = ("seed.2_3_weight_gradient", "seed.2_3_extra_factor", "seed.2_3_weight_for_activation")
+    for cid in ids:
+        c = get_claim(cid)
+        assert c.kind == "mathematics" and c.expect == "refuted" and c.correct, cid
+    assert "a^(L-1)" in get_claim("seed.2_3_extra_factor").statement
+    assert "a(1 - a)" not in get_claim("seed.2_3_weight_for_activation").statement.split(":")[-1]
+    # (their verdicts on the reference target: tests/test_claims.py, with the rest of the audit)

@@ -64,6 +64,8 @@ def test_reference_target_holds_and_the_seed_audit_comes_out_as_derived():
     assert verdicts["seed.2_2_dC_dz_normalised"] == "verified"
     assert verdicts["seed.2_2_dC_dz_unnormalised"] == "refuted"
     assert verdicts["seed.2_3_weight_gradient"] == "refuted"
+    assert verdicts["seed.2_3_extra_factor"] == "refuted"
+    assert verdicts["seed.2_3_weight_for_activation"] == "refuted"
     assert verdicts["seed.class_sigmoid_mse"] == "verified"
     assert verdicts["softmax.jacobian_formula"] == "verified"
     assert verdicts["dense_grads.formula_matches_fd"] == "verified"

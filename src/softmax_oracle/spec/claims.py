@@ -397,12 +397,28 @@ _MATH: list[Claim] = [
           correct="dC/dz = a sum(n) - n; it reduces to a - n only when sum(n) = 1",
           examples=0.2),
     Claim("seed.2_3_weight_gradient",
-          "seed 2.3: dC/dw^(L) = (a - n) a(1 - a) w^(L-1)",
+          "seed 2.3 as written, with both of its errors: dC/dw^(L) = (a - n) a(1 - a) w^(L-1)",
           r"\partial C/\partial W^{(L)} = (a - n)\,a(1-a)\,w^{(L-1)}", (), "seed section 2.3",
-          two_layer, check_seed_weights, kind="mathematics", expect="refuted",
+          two_layer, check_seed_weights("both"), kind="mathematics", expect="refuted",
           correct="dC/dW^(L) = (a sum(n) - n) (a^(L-1))^T: (a - n) already is dC/dz, so the "
                   "factor a(1 - a) counts the activation derivative twice, and dz/dW is the "
                   "previous layer's activation a^(L-1), not its weights w^(L-1)", examples=0.2),
+    Claim("seed.2_3_extra_factor",
+          "seed 2.3's first error alone (its w^(L-1) corrected to a^(L-1)): "
+          "dC/dw^(L) = (a - n) a(1 - a) a^(L-1)",
+          r"\partial C/\partial W^{(L)} = (a - n)\,a(1-a)\,a^{(L-1)}", (), "seed section 2.3",
+          two_layer, check_seed_weights("factor_only"), kind="mathematics", expect="refuted",
+          correct="dC/dW^(L) = (a - n) (a^(L-1))^T when sum(n) = 1: (a - n) is already dC/dz, "
+                  "the derivative through softmax (seed 2.2), so the factor a(1 - a) counts the "
+                  "activation's derivative a second time", examples=0.2),
+    Claim("seed.2_3_weight_for_activation",
+          "seed 2.3's second error alone (its factor a(1 - a) removed): "
+          "dC/dw^(L) = (a - n) w^(L-1)",
+          r"\partial C/\partial W^{(L)} = (a - n)\,w^{(L-1)}", (), "seed section 2.3",
+          two_layer, check_seed_weights("weight_only"), kind="mathematics", expect="refuted",
+          correct="dC/dW^(L) = (a - n) (a^(L-1))^T when sum(n) = 1: z^(L) = w^(L) a^(L-1) + "
+                  "b^(L), so dz^(L)/dw^(L) is the previous layer's activation a^(L-1), not its "
+                  "weight w^(L-1)", examples=0.2),
     Claim("seed.class_sigmoid_mse",
           "the class's chain rule for a sigmoid output with C = sum (a - y)^2: "
           "dC/dW = 2(a - y) a(1 - a) a^(L-1)",

@@ -96,21 +96,44 @@ def check_seed(kind: str) -> Check:
     return check
 
 
-def check_seed_weights(env: Env, ex: Example) -> float:
-    ctx = context(MATH_PREC)
-    x, w1, b1 = (ctx.mpf(ex[k]) for k in ("x", "w1", "b1"))
-    W2 = [ctx.mpf(v) for v in ex["W2"]]
-    ns = [ctx.mpf(v) for v in ex["n"]]
-    h = 1 / (1 + ctx.exp(-(w1 * x + b1)))
+#: Seed 2.3, dC/dW^(L) = (a - n) a(1 - a) w^(L-1), has two errors: the factor a(1 - a), and the
+#: hidden layer's weight w^(L-1) where its activation a^(L-1) belongs. Each is also stated alone
+#: (the other part corrected), so that each is refuted for its own error.
+SEED_2_3 = ("both", "factor_only", "weight_only")
 
-    def loss(W: list[MPF]) -> MPF:
-        return row_of_mp([wi * h for wi in W]).cross_entropy([W[0].context.mpf(v) for v in ns])
 
-    fd, err = fd_gradient(ctx, loss, W2)
-    a = _softmax_mp([wi * h for wi in W2])
-    seed = [(ai - ni) * ai * (1 - ai) * w1 for ai, ni in zip(a, ns)]
-    return _math_close(f"x = {ex['x']}, w1 = {ex['w1']}, b1 = {ex['b1']}, W2 = {ex['W2']}, "
-                       f"n = {ex['n']}: dC/dW2", seed, fd, err)
+def check_seed_weights(kind: str) -> Check:
+    """Seed 2.3 on a one-unit hidden layer h = a^(L-1) = sigmoid(w1 x + b1) (w1 = w^(L-1))
+    feeding z = W2 h: the statement ``kind`` (one of SEED_2_3) against numerical
+    differentiation of C(W2). The correct gradient is (a - n) h (targets that sum to one)."""
+    if kind not in SEED_2_3:
+        raise ValueError(f"kind={kind!r}: use one of {', '.join(SEED_2_3)}")
+
+    def check(env: Env, ex: Example) -> float:
+        ctx = context(MATH_PREC)
+        x, w1, b1 = (ctx.mpf(ex[k]) for k in ("x", "w1", "b1"))
+        W2 = [ctx.mpf(v) for v in ex["W2"]]
+        ns = [ctx.mpf(v) for v in ex["n"]]
+        h = 1 / (1 + ctx.exp(-(w1 * x + b1)))
+
+        def loss(W: list[MPF]) -> MPF:
+            # C = S_n LSE(z) - <n, z>, z = W h, in the differentiation's precision (the
+            # oracle's row reference, with its certified extras, costs four times as much)
+            hi = W[0].context
+            z = [wi * h for wi in W]
+            m = max(z)
+            lse = m + hi.log(hi.fsum(hi.exp(zi - m) for zi in z))
+            return hi.fsum(hi.mpf(ni) * (lse - zi) for ni, zi in zip(ns, z) if ni != 0)
+
+        fd, err = fd_gradient(ctx, loss, W2)
+        a = _softmax_mp([wi * h for wi in W2])
+        factor = [ai * (1 - ai) if kind != "weight_only" else ctx.one for ai in a]
+        dz_dw = h if kind == "factor_only" else w1
+        seed = [(ai - ni) * fi * dz_dw for ai, ni, fi in zip(a, ns, factor)]
+        return _math_close(f"x = {ex['x']}, w1 = {ex['w1']}, b1 = {ex['b1']}, W2 = {ex['W2']}, "
+                           f"n = {ex['n']}: dC/dW2", seed, fd, err)
+
+    return check
 
 
 def check_sigmoid_mse(env: Env, ex: Example) -> float:
