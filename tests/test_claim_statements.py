@@ -1,5 +1,6 @@
-"""Each claim judges what it states, and says so: the order of softmax with ties, and the
-seed's section 2.3 refuted for each of its errors alone."""
+"""Each claim judges what it states, and says so: the order of softmax with ties, the seed's
+section 2.3 refuted for each of its errors alone, the masked-logits claim on inputs that hold a
+mask, and what a budget of 0 means in a message."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 from softmax_oracle import Refuted, check
 from softmax_oracle.engine.search import make_env
+from softmax_oracle.oracle.compare import assess, index_labeler
 from softmax_oracle.oracle.dtypes import get_dtype
+from softmax_oracle.oracle.reference import context
 from softmax_oracle.spec.claims import get_claim
+from softmax_oracle.spec.inputs import Inputs, with_mask
 from softmax_oracle.targets import builtin_numpy, load_target
+from softmax_oracle.zoo._masks_and_targets import _softmax_mask_minus_1e4
 
 F64 = get_dtype("float64")
 
@@ -141,3 +147,72 @@ def test_the_seed_audit_states_and_refutes_both_errors_of_section_2_3():
     assert "a^(L-1)" in get_claim("seed.2_3_extra_factor").statement
     assert "a(1 - a)" not in get_claim("seed.2_3_weight_for_activation").statement.split(":")[-1]
     # (their verdicts on the reference target: tests/test_claims.py, with the rest of the audit)
+
+
+# ================================================================== cross_entropy.masked_logits
+
+
+@pytest.mark.parametrize("name", ["float64", "float16"])
+def test_masked_logits_are_judged_only_on_inputs_with_a_mask(name):
+    """Inputs without a -inf logit (a row of one entry, or no mask drawn) said nothing about
+    masks, yet could refute the claim."""
+    dt = get_dtype(name)
+
+    @settings(max_examples=150, database=None)
+    @given(get_claim("cross_entropy.masked_logits").strategy(dt, Inputs(max_size=16)))
+    def each(ex):
+        z, n = ex["z"], ex["n"]
+        assert np.any(np.isneginf(z) & (n == 0))
+        rows = np.moveaxis(np.isfinite(z), ex["axis"], -1)
+        assert np.all(rows.any(axis=-1))  # every row keeps a finite logit
+
+    each()
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_masked_inputs_always_hold_a_mask(full):
+    @settings(max_examples=150, database=None)
+    @given(with_mask(get_dtype("float32"), Inputs(max_size=8), full=full))
+    def each(ex):
+        assert np.any(np.isneginf(ex["z"]))
+        if not full:
+            assert np.all(np.moveaxis(np.isfinite(ex["z"]), ex["axis"], -1).any(axis=-1))
+
+    each()
+
+
+# ================================================================== a budget of 0 in messages
+
+
+def test_a_masked_entry_that_is_not_zero_is_said_to_be_so():
+    """It read "out[1] = 1.0, but should be 0.0 (|error| 1, allowed 0: infx the budget)"."""
+    env, _ = make_env(load_target(type("M", (), {"softmax": staticmethod(
+        _softmax_mask_minus_1e4)})), get_dtype("float32"))
+    with pytest.raises(Refuted) as e:
+        get_claim("softmax.matches_reference").check(
+            env, {"z": np.array([-10034.0, -np.inf], dtype=np.float32), "axis": -1})
+    problem = e.value.problem
+    assert "out[1] = 1.0, but should be exactly 0" in problem
+    assert "a masked entry (z = -inf) gets probability exactly 0" in problem
+    assert "infx" not in problem and "allowed 0" not in problem
+
+
+def _exact_problem(computed: float, ref: float, what: str = "softmax") -> str:
+    ctx = context(F64.prec)
+    a = assess(np.array([computed]), [ctx.mpf(ref)], [ctx.zero], F64, index_labeler((1,), -1),
+               what)
+    assert a.problem is not None
+    return a.problem
+
+
+def test_a_zero_budget_says_the_value_is_exact():
+    assert _exact_problem(8.79e-29, 0.0).startswith(
+        "softmax: out[0] = 8.79e-29, but should be exactly 0, with no budget for rounding")
+    # the value compared with is another output of the target (shift, permutation, axis claims)
+    problem = _exact_problem(0.0, 8.79e-29, "softmax(z + 1.0) vs softmax(z)")
+    assert "out[0] = 0.0, compared with 8.79e-29, but both should be exactly 0" in problem
+    problem = _exact_problem(-1.7976931348623157e308, -math.inf, "log_softmax")
+    assert "but should be exactly -inf, with no budget for rounding" in problem
+    assert "log-probability of a masked entry" in problem
+    for p in (_exact_problem(8.79e-29, 0.0), problem):
+        assert "infx" not in p and "allowed 0" not in p

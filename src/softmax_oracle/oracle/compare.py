@@ -152,6 +152,10 @@ def _problem(c: float, ref: MPF, err: MPF | None, tol: MPF, ratio: float, where:
         # the reference is itself an output of the target (e.g. softmax(z) for softmax(z + c))
         return (f"{prefix}{where} = nan, and the value it is compared with is nan too (a NaN "
                 f"is never within a budget){tail}")
+    if tol == 0 and not math.isnan(c) and not ref.context.isnan(ref):
+        exact = _exact(c, ref)
+        if exact:
+            return f"{prefix}{where} = {_fmt(c)}, {exact}{tail}"
     if err is None:
         detail = _no_error(c, ref)
     else:
@@ -162,6 +166,27 @@ def _problem(c: float, ref: MPF, err: MPF | None, tol: MPF, ratio: float, where:
         detail = (f"|error| {error}, {rel}allowed {allowed}: "
                   f"{distinct(ratio, 1)[0]}x the budget")
     return f"{prefix}{where} = {_fmt(c)}, but should be {_fmt(ref)} ({detail}){tail}"
+
+
+def _exact(c: float, ref: MPF) -> str:
+    """What a budget of 0 means, or "" where it does not apply. The budget is 0 exactly where the
+    value is exact by definition: the probability (0) and log-probability (-inf) of a masked
+    entry, the log-sum-exp of a row of masks (-inf) and the loss of a row whose targets are all 0
+    (0). A ratio to a budget of 0 would say nothing ("infx the budget")."""
+    if ref == -math.inf:
+        want, why = "-inf", ("masked logits (z = -inf) give exactly -inf, as the log-probability "
+                             "of a masked entry and as the log-sum-exp of a row of masks")
+    elif ref.context.isfinite(ref) and math.isfinite(c):
+        want, why = "0", ("a masked entry (z = -inf) gets probability exactly 0 (as a row whose "
+                          "targets are all 0 gets loss exactly 0)")
+    else:
+        return ""
+    if ref == float(want):
+        return f"but should be exactly {want}, with no budget for rounding: {why}"
+    # the value compared with is itself an output of the target (e.g. softmax(z) for
+    # softmax(z + c)), wrong too
+    return (f"compared with {_fmt(ref)}, but both should be exactly {want}, with no budget for "
+            f"rounding: {why}")
 
 
 def _no_error(c: float, ref: MPF) -> str:

@@ -39,26 +39,36 @@ def logits(vocab: bool = False, **kw: Any) -> Callable[[DType, Inputs],
 
 
 def with_mask(dt: DType, inp: Inputs, full: bool = False) -> st.SearchStrategy[Example]:
-    """Logits with at least one -inf entry in some row (and, if full, sometimes a whole row)."""
+    """Logits with at least one -inf entry (and, if full, sometimes a whole row of them); unless
+    full, every row keeps a finite entry, so rows have at least two entries."""
 
     def add(ex: Example) -> st.SearchStrategy[Example]:
         def apply(seed: int) -> Example:
             z = ex["z"].copy()
             moved = np.moveaxis(z, ex["axis"], -1)
             rng = np.random.default_rng(seed)
-            if moved.shape[-1] == 0:
-                return ex
             mask = rng.random(moved.shape) < rng.uniform(0.2, 0.8)
+            keep = None
             if not full:
                 keep = rng.integers(0, moved.shape[-1], size=moved.shape[:-1])
                 np.put_along_axis(mask, keep[..., None], False, axis=-1)
             elif moved.ndim > 1 and rng.random() < 0.5:
                 mask[(0,) * (moved.ndim - 1)] = True
+            if not mask.any():  # none drawn: mask an entry of one row (not the one it keeps)
+                rows = mask.reshape(-1, moved.shape[-1])
+                r = int(rng.integers(0, rows.shape[0]))
+                if keep is None:
+                    rows[r, int(rng.integers(0, moved.shape[-1]))] = True
+                else:
+                    k = int(keep.reshape(-1)[r])
+                    rows[r, (k + int(rng.integers(1, moved.shape[-1]))) % moved.shape[-1]] = True
             moved[mask] = -np.inf
             return {**ex, "z": z, "regime": (*ex.get("regime", ()), "mask")}
         return st.integers(0, 2**32 - 1).map(apply)
 
-    return S.logits(dt, max_size=inp.max_size, masks=False).flatmap(add)
+    shortest = 1 if full else 2
+    return S.logits(dt, max_size=inp.max_size, masks=False).filter(
+        lambda ex: ex["z"].size > 0 and ex["z"].shape[ex["axis"]] >= shortest).flatmap(add)
 
 
 def with_shift(dt: DType, inp: Inputs) -> st.SearchStrategy[Example]:
