@@ -174,9 +174,11 @@ def plan_claims(info: TargetInfo, target_name: str, chosen: Sequence[Claim], dts
 
 
 def flush_notes(info: TargetInfo, dts: Sequence[DType]) -> tuple[str, ...]:
-    """What a report says of a backend that flushes subnormals to zero."""
-    return tuple(f"{info.name} flushes subnormals to zero in {dt.name}: the absolute floor is "
-                 f"the smallest normal number, {dt.rmin:.3g}"
+    """What a report says of a backend the flush probe (``search.probe_flush``) found to flush
+    subnormals to zero: what it observed, and what follows for the budgets."""
+    return tuple(f"{info.name} flushes subnormals to zero in {dt.name}: a result just below the "
+                 f"smallest normal number, {dt.rmin:.3g}, came out as 0, one just above it did "
+                 f"not; the absolute floor is {dt.rmin:.3g}"
                  for dt in dts if info.flushes.get(dt.name))
 
 

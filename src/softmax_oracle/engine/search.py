@@ -67,30 +67,62 @@ class _Search:
     internal: str = ""
 
 
+#: The functions the flush probe looks through, in the order it tries them: exp and softmax,
+#: or, for a target with neither, the log-domain functions and the loss.
+PROBE_FUNCTIONS = (("exp", "softmax"), ("cross_entropy", "logsumexp", "log_softmax"))
+
+
 def probe_flush(target: Target, dtype: DType, timeout: float = 30.0,
                 monitor: Monitor | None = None) -> bool:
-    """Does the backend flush subnormal results to zero? exp(ln r_min - 1) is subnormal.
-    Uses the target's declared ``exp`` if any, else its softmax; a probe that fails or hangs
-    counts as "does not flush" (the strict floor), and the claims then judge the target.
-    In a worker, ``monitor`` lets the supervisor enforce the deadline."""
-    x = np.asarray([math.log(dtype.rmin) - 1.0]).astype(dtype.np)
+    """Does the backend flush subnormal results to zero? The probe computes a result just below
+    the smallest normal number r_min (a subnormal) and one just above it: the backend flushes
+    when the first comes out as 0 and the second does not. When both come out as 0, that is not
+    flushing (the arithmetic is narrower than the dtype, or the algorithm loses such values), and
+    the probe tries the next function; if none tells, the strict floor stays and the claims judge
+    the target.
+
+    The functions (``PROBE_FUNCTIONS``, those the target has): its declared ``exp`` at
+    ln r_min -+ 1, softmax([0, ln r_min -+ 1]); for a target with neither, the cross-entropy of
+    z = [0, 0] with the target n_0 = r_min / 2 or 4 r_min (C = n_0 ln 2), the log-sum-exp of a
+    row of one entry, r_min / 2 or 4 r_min (that entry, for a max-shifted algorithm), and
+    -log_softmax([0, x])_0 = log1p(e^x). A probe that raises tells nothing; one that hangs counts
+    as "does not flush". In a worker, ``monitor`` lets the supervisor enforce the deadline."""
+    first, rest = PROBE_FUNCTIONS
+    has = [f for f in first if (target.exp is not None if f == "exp" else target.has(f))]
     deadline = _deadline(timeout) if monitor is None else contextlib.nullcontext()
-    fname = "exp" if target.exp is not None else "softmax" if target.has("softmax") else ""
-    if not fname:
-        return False
-    if monitor is not None:
-        monitor.call(fname)
-    try:
-        with contextlib.suppress(Exception, TargetTimeout), np.errstate(all="ignore"), deadline:
-            if target.exp is not None:
-                return bool(np.asarray(target.exp(x), dtype=np.float64).reshape(-1)[0] == 0)
-            z = np.asarray([0.0, float(x[0])]).astype(dtype.np)
-            out = np.asarray(target.functions["softmax"](z, axis=-1), dtype=np.float64)
-            return bool(out.reshape(-1)[1] == 0)
-    finally:
-        if monitor is not None:
-            monitor.returned()
+    with contextlib.suppress(TargetTimeout), np.errstate(all="ignore"), deadline:
+        for fname in has or [f for f in rest if target.has(f)]:
+            if monitor is not None:
+                monitor.call(fname)
+            try:
+                below, above = (_probe_value(target, fname, dtype, b) for b in (True, False))
+            except Exception:
+                continue
+            finally:
+                if monitor is not None:
+                    monitor.returned()
+            if math.isfinite(above) and above != 0:
+                return below == 0
     return False
+
+
+def _probe_value(target: Target, fname: str, dtype: DType, below: bool) -> float:
+    """|result| of ``fname`` on the probe's input below or above r_min."""
+    tiny = np.asarray([dtype.rmin / 2 if below else dtype.rmin * 4]).astype(dtype.np)
+    x = np.asarray([math.log(dtype.rmin) + (-1.0 if below else 1.0)]).astype(dtype.np)
+    if fname == "exp":
+        assert target.exp is not None
+        out = target.exp(x)
+    elif fname == "cross_entropy":
+        n = np.concatenate([tiny, np.zeros(1, dtype=dtype.np)])
+        out = target.functions[fname](np.zeros(2, dtype=dtype.np), n, axis=-1)
+    elif fname == "logsumexp":
+        out = target.functions[fname](tiny, axis=-1)
+    else:
+        z = np.concatenate([np.zeros(1, dtype=dtype.np), x])
+        out = target.functions[fname](z, axis=-1)
+        out = np.asarray(out).reshape(-1)[1 if fname == "softmax" else 0]
+    return abs(float(np.asarray(out, dtype=np.float64).reshape(-1)[0]))
 
 
 def env_for(target: Target | None, dtype: str | DType, *, flushes: bool,
