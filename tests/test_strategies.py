@@ -220,6 +220,27 @@ def test_long_rows_stay_rare_and_small_in_total() -> None:
     assert 0 < share(examples, "long") <= 0.3
 
 
+def test_min_size_makes_every_row_that_long() -> None:
+    dtype = get_dtype("float32")
+    for factory in (S.logits, S.logits_and_targets, S.logits_and_cotangent):
+        for low, high in ((300, 1024), (17, 40), (5, 16)):
+            examples = collect(factory(dtype, min_size=low, max_size=high), 40, 14)
+            lengths = {e["z"].shape[e["axis"]] for e in examples}
+            assert min(lengths) >= low and max(lengths) <= high, (factory, lengths)
+            assert len(lengths) > 1
+    # without min_size the draws are those of before (the size classes start at 1)
+    assert collect(S.logits(dtype), 30, 15) and all(
+        np.array_equal(a["z"], b["z"], equal_nan=True)
+        for a, b in zip(collect(S.logits(dtype), 30, 15), collect(S.logits(dtype, min_size=1), 30,
+                                                                   15), strict=True))
+    with pytest.raises(ValueError, match="min_size"):
+        S.logits(dtype, min_size=20, max_size=16)
+    with pytest.raises(ValueError, match="min_size"):
+        S.logits(dtype, min_size=0)
+    with pytest.raises(ValueError, match="vocabulary-sized rows start"):
+        S.logits(dtype, min_size=40000, max_size=50000, vocab_size=262144)
+
+
 def test_simplest_logits_are_simple() -> None:
     dtype = get_dtype("float32")
     quiet = settings(database=None, max_examples=200, derandomize=True)

@@ -27,6 +27,7 @@ from softmax_oracle.spec.strategies._common import (
     _with_bound,
 )
 from softmax_oracle.spec.strategies._shapes import (
+    _check_min_size,
     _check_vocab,
     _draw_layout,
     _Layout,
@@ -283,6 +284,7 @@ def _draw_logits(
     families: tuple[str, ...],
     bound: float,
     vocab_size: int = 0,
+    min_size: int = 1,
 ) -> _Drawn:
     # Regime choices come first: Hypothesis mutates examples by copying spans of choices, and the
     # choices after a copied span of another length are replayed out of place (as their simplest
@@ -292,7 +294,7 @@ def _draw_logits(
     modified = bool(combinations) and draw(st.booleans())
     chosen = set(draw(st.sampled_from(combinations))) if modified else set()
     bits = draw(st.integers(0, 64))  # see _quantize; drawn always, to keep choices aligned
-    layout = _draw_layout(draw, max_size, batches, vocab_size)
+    layout = _draw_layout(draw, max_size, batches, vocab_size, min_size)
     g = _Gen(draw, np.random.default_rng(draw(st.integers(0, 2**32 - 1))), dtype, _limits(dtype))
     g.lim = _with_bound(g.lim, bound)
     shape = (layout.rows, layout.n)
@@ -366,11 +368,13 @@ def logits(
     batches: bool = True,
     regimes: Collection[str] | None = None,
     vocab_size: int = 0,
+    min_size: int = 1,
 ) -> st.SearchStrategy[Example]:
     """Logits ``z`` with a softmax ``axis`` and the ``regime`` tags that describe them.
 
-    ``z`` has 1 to 3 dimensions (1 when ``batches=False``) and at most ``max_size`` entries along
-    ``axis``; the whole array has at most ``max(4 * max_size, 64)`` entries. Entries are finite,
+    ``z`` has 1 to 3 dimensions (1 when ``batches=False``) and ``min_size`` to ``max_size``
+    entries along ``axis`` (short rows most often, when ``min_size`` allows them); the whole
+    array has at most ``max(4 * max_size, 64)`` entries. Entries are finite,
     except -inf where masked (``masks``): a masked row keeps its first maximum, so it has a finite
     entry. With ``full_masks=True`` (independent of ``masks``) some examples also have whole rows
     of -inf (tag ``full_mask``). ``regimes`` restricts the base families and modifiers to a subset
@@ -390,6 +394,7 @@ def logits(
     size = _check_size("max_size", max_size)
     families = _check_families(regimes)
     vocab = _check_vocab(vocab_size)
+    least = _check_min_size(min_size, size, vocab)
 
     @st.composite
     def strategy(draw: Draw) -> Example:
@@ -403,6 +408,7 @@ def logits(
             families=families,
             bound=_limits(dt).huge,
             vocab_size=vocab,
+            min_size=least,
         )
         return {"z": drawn.z, "axis": drawn.layout.axis, "regime": drawn.regime}
 

@@ -31,19 +31,34 @@ class _Layout:
         return np.moveaxis(values.reshape(*self.other, self.n), -1, self.pos)
 
 
-def _draw_row_length(draw: Draw, max_size: int) -> int:
-    size_class = draw(st.integers(0, 9))  # 70% short rows, 20% medium, 10% long (when allowed)
-    if size_class < 7 or max_size <= 16:
-        return int(draw(st.sampled_from(range(1, min(16, max_size) + 1))))
-    if size_class < 9 or max_size <= _LONG_ROW:
-        return int(draw(st.integers(17, min(_LONG_ROW, max_size))))
-    return int(draw(st.integers(_LONG_ROW + 1, max_size)))
+def _draw_row_length(draw: Draw, max_size: int, min_size: int = 1) -> int:
+    """70% short rows (1 to 16), 20% medium (17 to 256), 10% long, within [min_size, max_size]:
+    a class that ``min_size`` rules out gives way to the next longer one."""
+    size_class = draw(st.integers(0, 9))
+    if (size_class < 7 or max_size <= 16) and min_size <= 16:
+        return int(draw(st.sampled_from(range(min_size, min(16, max_size) + 1))))
+    if (size_class < 9 or max_size <= _LONG_ROW) and min_size <= _LONG_ROW:
+        return int(draw(st.integers(max(17, min_size), min(_LONG_ROW, max_size))))
+    return int(draw(st.integers(max(_LONG_ROW + 1, min_size), max_size)))
 
 
 #: Vocabulary sizes of language models (and powers of two around them): the lengths of the rows
 #: ``vocab_size`` adds. A row is tagged "vocab" from VOCAB_MIN entries on.
 VOCAB_SIZES: tuple[int, ...] = (32000, 32768, 50257, 65536, 100277, 128256, 151936, 262144)
 VOCAB_MIN = VOCAB_SIZES[0]
+
+
+def _check_min_size(min_size: int, max_size: int, vocab_size: int = 0) -> int:
+    """``min_size`` for a strategy whose rows have at most ``max_size`` entries (and, with
+    ``vocab_size``, vocabulary-sized rows of at least VOCAB_MIN)."""
+    top = min(max_size, VOCAB_MIN) if vocab_size else max_size
+    if isinstance(min_size, bool) or not isinstance(min_size, int) or not 1 <= min_size <= top:
+        raise ValueError(
+            f"min_size={min_size!r} must be an int from 1 to {top} (max_size={max_size}"
+            + (f"; vocabulary-sized rows start at {VOCAB_MIN}" if vocab_size else "")
+            + f"), e.g. min_size={min(top, 257)}"
+        )
+    return min_size
 
 
 def _check_vocab(vocab_size: int) -> int:
@@ -81,11 +96,12 @@ def _make_sparse(g: _Gen, z: Array) -> Array:
     return out
 
 
-def _draw_layout(draw: Draw, max_size: int, batches: bool, vocab_size: int = 0) -> _Layout:
+def _draw_layout(draw: Draw, max_size: int, batches: bool, vocab_size: int = 0,
+                 min_size: int = 1) -> _Layout:
     # One example in 16 gets vocabulary-sized rows (the largest choice, so shrinking leaves it).
     if vocab_size and draw(st.integers(0, 15)) == 15:
         return _draw_vocab_layout(draw, vocab_size, batches)
-    n = _draw_row_length(draw, max_size)
+    n = _draw_row_length(draw, max_size, min_size)
     ndim = int(draw(st.sampled_from((1, 2, 3)))) if batches else 1
     budget = max(4 * max_size, 64) // n  # total elements stay <= max(4 * max_size, 64)
     other: list[int] = []

@@ -25,7 +25,7 @@ from softmax_oracle.spec.strategies._logits import (
     _check_families,
     _draw_logits,
 )
-from softmax_oracle.spec.strategies._shapes import _check_vocab
+from softmax_oracle.spec.strategies._shapes import _check_min_size, _check_vocab
 
 #: Target kinds for cross-entropy, in the order they are drawn.
 TARGET_KINDS: tuple[str, ...] = (
@@ -160,6 +160,7 @@ def logits_and_targets(
     masks: bool = True,
     regimes: Collection[str] | None = None,
     vocab_size: int = 0,
+    min_size: int = 1,
 ) -> st.SearchStrategy[Example]:
     """Logits with cross-entropy targets: ``dict(z, axis, n, regime)``, ``n`` shaped like ``z``.
 
@@ -168,13 +169,15 @@ def logits_and_targets(
     (logits stay within r_max / 8, which matters in float16). ``kind`` is one of
     :data:`TARGET_KINDS`; ``normalised=True`` restricts to kinds whose rows sum to one up to
     rounding, ``normalised=False`` to ``"unnormalised"``. ``regimes`` limits the logit families
-    and ``vocab_size`` adds vocabulary-sized rows, as in :func:`logits`.
+    and ``vocab_size`` adds vocabulary-sized rows, as in :func:`logits`; rows have at least
+    ``min_size`` entries.
     """
     dt = get_dtype(dtype)
     size = _check_size("max_size", max_size)
     kinds = _check_kind(kind, normalised)
     families = _check_families(regimes)
     vocab = _check_vocab(vocab_size)
+    least = _check_min_size(min_size, size, vocab)
 
     @st.composite
     def strategy(draw: Draw) -> Example:
@@ -189,6 +192,7 @@ def logits_and_targets(
             families=families,
             bound=dt.rmax / 8,
             vocab_size=vocab,
+            min_size=least,
         )
         g = _Gen(draw, np.random.default_rng(draw(st.integers(0, 2**32 - 1))), dt, _limits(dt))
         n, tags = _targets(g, drawn.rows, chosen)
@@ -239,8 +243,10 @@ def logits_and_cotangent(
     *,
     max_size: int = 64,
     masks: bool = True,
+    min_size: int = 1,
 ) -> st.SearchStrategy[Example]:
-    """Logits with a cotangent ``v`` for the softmax VJP: ``dict(z, axis, v, regime)``.
+    """Logits with a cotangent ``v`` for the softmax VJP: ``dict(z, axis, v, regime)``, rows of
+    ``min_size`` to ``max_size`` entries.
 
     ``v`` is finite, shaped like ``z`` and in the same format, with ``sum|v| < r_max / 8`` over the
     whole array so that neither ``v * 1`` nor any sum of its entries overflows. Its family is tagged
@@ -248,6 +254,7 @@ def logits_and_cotangent(
     """
     dt = get_dtype(dtype)
     size = _check_size("max_size", max_size)
+    least = _check_min_size(min_size, size)
 
     @st.composite
     def strategy(draw: Draw) -> Example:
@@ -262,6 +269,7 @@ def logits_and_cotangent(
             batches=True,
             families=LOGIT_FAMILIES,
             bound=_limits(dt).huge,
+            min_size=least,
         )
         g = _Gen(draw, np.random.default_rng(draw(st.integers(0, 2**32 - 1))), dt, _limits(dt))
         v = _cotangent(g, drawn.rows.shape, family)
