@@ -241,6 +241,51 @@ def test_min_size_makes_every_row_that_long() -> None:
         S.logits(dtype, min_size=40000, max_size=50000, vocab_size=262144)
 
 
+def test_float16_vocabulary_rows_sum_past_the_largest_float16() -> None:
+    """Half the float16 rows of 69,600 entries or more have exponentials that sum past 65,504,
+    where a sum in float16 is +inf; in a batch of two the second row's sum is sometimes exactly
+    0 in float16 (a batch mixing a scaled sum with a zero one). No other format can get there."""
+    dtype = get_dtype("float16")
+    drawn = collect(S.logits_and_targets(dtype, min_size=69601, max_size=131072), 30, 16)
+    examples = [e for e in drawn if "sum_overflow" in e["regime"]]
+    assert 0.2 <= len(examples) / len(drawn) <= 0.8
+    zero_rows = 0
+    for example in examples:
+        rows = rows_of(example["z"], example["axis"])
+        assert rows.shape[1] >= 69600 and np.isfinite(rows).all()
+        shifted, _ = log_sum_exp_shifted(rows)
+        sums = np.sum(np.exp(shifted), axis=-1) - 1  # the maximal term left out
+        assert sums[0] > 1.0625 * dtype.rmax
+        assert all(s > 1.0625 * dtype.rmax or np.all(exp_in(dtype, r)[r < 0] == 0)
+                   for s, r in zip(sums, shifted, strict=True))
+        zero_rows += bool(sums[-1] < dtype.rmax)
+        assert {"vocab", "long"} <= set(example["regime"]) and "mask" not in example["regime"]
+    assert zero_rows >= 1
+    for name in ("bfloat16", "float32"):
+        assert not any("sum_overflow" in e["regime"] for e in collect(
+            S.logits(get_dtype(name), min_size=69601, max_size=131072), 10, 17))
+
+
+def test_softmax_in_unit_interval_meets_vocabulary_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under the thorough profile the unit-interval claim draws vocabulary-sized rows too, so that
+    a float16 softmax whose scaled sums give probabilities outside [0, 1] meets it."""
+    from softmax_oracle.engine.profiles import PROFILES
+    from softmax_oracle.engine.search import _inputs
+    from softmax_oracle.spec.claims import get_claim
+
+    asked: list[int] = []
+    real = S.logits
+
+    def spy(*args: Any, **kw: Any) -> st.SearchStrategy[Example]:
+        asked.append(kw.get("vocab_size", 0))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(S, "logits", spy)
+    get_claim("softmax.in_unit_interval").strategy(get_dtype("float16"),
+                                                   _inputs(PROFILES["thorough"]))
+    assert asked == [262144]
+
+
 def test_simplest_logits_are_simple() -> None:
     dtype = get_dtype("float32")
     quiet = settings(database=None, max_examples=200, derandomize=True)

@@ -142,8 +142,8 @@ _NUMERIC: list[Claim] = [
     # ---------------------------------------------------------------- softmax
     Claim("softmax.in_unit_interval",
           "softmax outputs lie in [0, 1] and are never NaN for finite (or partly -inf) logits",
-          r"0 \le \hat a_j \le 1", ("softmax",), _SRC_STD, logits(), check_softmax_unit,
-          ("at least one finite logit per row",)),
+          r"0 \le \hat a_j \le 1", ("softmax",), _SRC_STD, logits(vocab=True),
+          check_softmax_unit, ("at least one finite logit per row",)),
     Claim("softmax.sums_to_one",
           "each row of softmax sums to one within the sum of its component budgets",
           r"\left|\sum_j \hat a_j - 1\right| \le \sum_j \mathrm{tol}_j", ("softmax",),

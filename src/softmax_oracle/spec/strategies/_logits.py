@@ -19,6 +19,7 @@ from softmax_oracle.spec.strategies._common import (
     _check_size,
     _finite_max,
     _Gen,
+    _Limits,
     _limits,
     _log_softmax,
     _log_uniform,
@@ -234,6 +235,54 @@ _MODIFY: dict[str, Callable[[_Gen, Array], Array]] = {
 }
 
 
+#: How far past the largest finite number a row's sum of exp(z_i - max) is pushed: pairwise sums of
+#: terms <= 1 in the format err by under 2^-7 relative for rows of up to 2^18 entries (float16).
+_SUM_MARGIN = 1.0625
+
+
+def _sums_can_overflow(lim: _Limits, n: int) -> bool:
+    """Can a row of n entries hold logits whose exponentials (each at most 1 after the shift by
+    the maximum) sum past the largest finite number by ``_SUM_MARGIN``? In float16 from 69,600
+    entries on; in the other formats beyond any row the kit draws."""
+    return n - 1 > _SUM_MARGIN * lim.rmax
+
+
+def _overflow_sums(g: _Gen, z: Array) -> Array:
+    """Near-equal logits below each row's maximum a, so that sum_{i != k} exp(z_i - a) exceeds the
+    format's largest number: a float16 vocabulary row, whose sum a careful implementation must
+    scale (or accumulate wider) where a sum in float16 is +inf and log-probabilities -inf. The
+    values are a - spread * U(0, 1), rounded to the format, then as many raised to a (ties) as it
+    takes. In a batch of two, the second row is as often one whose every other term underflows to
+    0 (all at least ln(2 / r_min_sub) below a): a batch mixing a scaled sum with a zero one."""
+    rows, n = z.shape
+    lim = g.lim
+    spread = g.draw(st.sampled_from((0.5, 0.0, 2.0**-6, 2.0)))
+    zero_row = rows > 1 and g.draw(st.booleans())
+    a = _finite_max(z)
+    out = np.empty_like(z)
+    for r in range(rows):
+        top = float(_cast(g.dtype, a[r]))
+        if zero_row and r == rows - 1:
+            below = lim.ln_underflow - max(1.0, g.dtype.ulp(top))  # ulp: rounding stays below
+            row = top + below - g.rng.exponential(1.0, n)
+            row[int(g.rng.integers(0, n))] = top
+            out[r] = _cast(g.dtype, row).astype(np.float64)
+            continue
+        row = _cast(g.dtype, top - spread * g.rng.random(n)).astype(np.float64)
+        k = int(g.rng.integers(0, n))
+        row[k] = top
+        terms = np.exp(row - top)
+        terms[k] = 0.0
+        deficit = _SUM_MARGIN * lim.rmax - float(np.sum(terms))
+        if deficit > 0:  # raise the smallest terms to 1 until the sum is past the target
+            order = np.argsort(terms)
+            order = order[order != k]
+            raise_count = int(np.searchsorted(np.cumsum(1.0 - terms[order]), deficit)) + 1
+            row[order[:raise_count]] = top
+        out[r] = row
+    return out
+
+
 def _apply_mask(g: _Gen, z: Array) -> Array | None:
     """Set a drawn fraction of entries to -inf, never a row's (first) maximum. None if n == 1."""
     rows, n = z.shape
@@ -295,6 +344,9 @@ def _draw_logits(
     chosen = set(draw(st.sampled_from(combinations))) if modified else set()
     bits = draw(st.integers(0, 64))  # see _quantize; drawn always, to keep choices aligned
     layout = _draw_layout(draw, max_size, batches, vocab_size, min_size)
+    # Half the rows long enough for their exponentials to sum past the format's largest number
+    # (float16 vocabulary rows) are built to do so, which plain draws rarely are.
+    overflow = _sums_can_overflow(_limits(dtype), layout.n) and draw(st.booleans())
     g = _Gen(draw, np.random.default_rng(draw(st.integers(0, 2**32 - 1))), dtype, _limits(dtype))
     g.lim = _with_bound(g.lim, bound)
     shape = (layout.rows, layout.n)
@@ -306,6 +358,10 @@ def _draw_logits(
             if name in chosen and name != "lse_zero" and (layout.n > 1 or name == "offset"):
                 z = _MODIFY[name](g, z)
                 tags.append(name)
+        if overflow:  # the family gives each row's maximum; no masks, sparsity or quantisation
+            cast = _cast(dtype, _overflow_sums(g, z))
+            tags.extend(("sum_overflow", *_layout_tags(layout)))
+            return _Drawn(layout.place(cast), cast.astype(np.float64), layout, tuple(tags))
         if layout.sparse and base != "lse_zero":
             z = _make_sparse(g, z)
             tags.append("sparse")
@@ -388,7 +444,11 @@ def logits(
     example in 16 then has one row, or a batch of two, of :data:`VOCAB_MIN` to ``vocab_size``
     entries (often a real vocabulary size, :data:`VOCAB_SIZES`), from the same families, and half
     of those rows are ``sparse``: one repeated value but for 1 to 64 entries. Tags ``vocab``
-    and ``sparse``.
+    and ``sparse``. Half the rows long enough for their exponentials (each at most 1 after the
+    shift by the maximum) to sum past the largest finite number -- float16 rows of 69,600
+    entries or more -- are built to do so (tag ``sum_overflow``): near-equal logits below each
+    row's maximum, without masks; the last row of a batch is as often one whose other terms all
+    underflow to 0 in the format.
     """
     dt = get_dtype(dtype)
     size = _check_size("max_size", max_size)
