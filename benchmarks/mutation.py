@@ -19,10 +19,17 @@ process of the kit's scheduler and a fresh directory (no example database is sha
     python benchmarks/mutation.py --list            # the mutants, without running them
 
 ``--confirm-dtypes`` (and ``--confirm PROFILE``) re-check the survivors in other dtypes (or with
-another profile). Survivors are listed with their classification from ``CLASSIFIED`` below;
-one missing from it is reported as *unclassified*. The score is killed / (mutants - equivalent
-ones). ``--out FILE`` rewrites only the part of FILE between ``<!-- mutation:begin -->`` and
-``<!-- mutation:end -->``.
+another profile): the float16 code for rows of more than 65,504 entries runs only on the
+``thorough`` profile's vocabulary-sized rows, so ``--confirm thorough --confirm-dtypes float16``
+is what reaches it. ``--only`` takes mutant numbers, or classes of ``CLASSIFIED`` (``gap``,
+``within-budget``, ``equivalent``): a rerun of some mutants completes ``LAST_FULL_RUN``.
+
+    python benchmarks/mutation.py --only gap,within-budget --dtypes float16 \
+        --confirm thorough --out docs/benchmarks.md
+
+Survivors are listed with their classification from ``CLASSIFIED`` below; one missing from it is
+reported as *unclassified*. The score is killed / (mutants - equivalent ones). ``--out FILE``
+rewrites only the part of FILE between ``<!-- mutation:begin -->`` and ``<!-- mutation:end -->``.
 """
 
 from __future__ import annotations
@@ -322,9 +329,11 @@ def run_all(selected: Sequence[Mutant], *, jobs: int, limit: float,
 # --- classification of survivors and the report --------------------------------------------------
 
 #: Survivors judged by reading them: mutant key -> (class, why). *equivalent*: no input the
-#: protocol allows tells the mutant from the original (within the specification's budgets);
-#: *gap*: a change of behaviour that no claim or strategy reaches, with the proposed fix;
-#: *other dtypes*: code that only float16 and bfloat16 run (see ``--confirm-dtypes``).
+#: protocol allows tells the mutant from the original; *within budget*: a worse implementation
+#: whose errors stay within the derived budgets, which therefore do not refute it; *gap*: a change
+#: of behaviour that no claim or strategy reached, with what now reaches it (a gap that survives a
+#: run is listed as such); *other dtypes*: code that only float16 and bfloat16 run (see
+#: ``--confirm-dtypes``).
 _ARRAYS = ("the kit passes every argument as a numpy array of the dtype under test (the "
            "protocol's domain), so this conversion is the identity")
 _LOW_PRECISION = "the float16/bfloat16 product path of _matmul; float64 and float32 use np.matmul"
@@ -368,6 +377,160 @@ CLASSIFIED: dict[str, tuple[str, str]] = {
         "axes (rows, inner, cols) and axis 1 is axis -2"),
 }
 
+# --- the float16 branch for rows whose sum of exponentials overflows (more than 65,504 entries)
+
+_BITS = "bits = int(np.ceil(np.log2(max(z.shape[-1], {}))))"
+_EXPONENT = "exponent = max({}, bits {} int(np.finfo(z.dtype).maxexp) {})"
+_SCALED = "scaled = _sum(terms {} _const({}, z.dtype){})"
+_LOG = "return np.where({}, {} + e.astype(s.dtype) {} ln2, {})"
+_LN2 = "ln2 = _const({}, s.dtype)"
+_SCALE = "scale = np.ldexp(_const({}, z.dtype), {}).astype(z.dtype)"
+_SOFTMAX = "return w {} scale {} (scale {} s)"
+
+#: Reaches the branch: the thorough profile's float16 vocabulary rows whose exponentials sum past
+#: 65,504 (strategies ``sum_overflow``: near-equal logits, 69,600 to 262,144 per row, alone or in
+#: a batch of two, the second row's sum sometimes exactly 0 in float16).
+_REACHED = ("now refuted on the thorough profile's float16 rows whose exponentials sum past "
+            "65,504 (strategy tag sum_overflow)")
+_SHORT = ("the branch runs only where a row's sum of exponentials overflows: more than 65,504 "
+          "entries")
+_LONG_F16 = (
+    "on float16 rows of more than 65,504 entries every budget of any summation order is "
+    "uninformative: 2u(n + ...) > 64 absolute for log-sum-exp and log-softmax, a factor "
+    "expm1(2un) > e^64 for softmax; recursive summation in float16 stalls at 2048 (log-sum-exp "
+    "short by ln(n/2048) >= 3.4, probabilities 32 times too large) and rightly passes")
+
+
+def _gap(what: str) -> tuple[str, str]:
+    return "gap", f"{what}: {_REACHED}"
+
+
+_OVERFLOW_BRANCH: dict[str, tuple[str, str]] = {
+    # equivalent: only rows of n > 65,504 entries (bits >= 17) reach these lines
+    **{f"_alg41: {_BITS.format(2)} -> {_BITS.format(v)}": (
+        "equivalent", f"{_SHORT}, so z.shape[-1] is the larger argument of max")
+       for v in (0, 1, -2)},
+    **{f"_alg41: {_EXPONENT.format(1, '-', '+ 2')} -> {_EXPONENT.format(v, '-', '+ 2')}": (
+        "equivalent", f"{_SHORT} (bits >= 17), where bits - 16 + 2 >= 3 exceeds the first "
+                      "argument of max")
+       for v in (0, -1)},
+    f"_log1p_sum: {_LOG.format('e > 0', 'np.log(s)', '*', 'np.log1p(s)')} -> "
+    f"{_LOG.format('e > 1', 'np.log(s)', '*', 'np.log1p(s)')}": (
+        "equivalent", f"e is 0 or the scaling exponent bits - 14 >= 3 ({_SHORT})"),
+    # within budget
+    "_alg41: e = np.where(overflowed, exponent, 0) -> pass": (
+        "within budget", "e stays 0: log-sum-exp and log-softmax miss e ln 2 (2.1 or 2.8), "
+                         f"softmax is 2^e (8 or 16) times too large; {_LONG_F16}"),
+    f"_log1p_sum: {_LN2.format('np.log(2.0)')} -> {_LN2.format('np.log1p(2.0)')}": (
+        "within budget", f"log-sum-exp off by e ln(3/2) <= 1.7; {_LONG_F16}"),
+    f"_log1p_sum: {_LN2.format('np.log(2.0)')} -> {_LN2.format('np.log(1.0)')}": (
+        "within budget", f"log-sum-exp short by e ln 2 <= 2.8; {_LONG_F16}"),
+    f"_log1p_sum: {_LOG.format('e > 0', 'np.log(s)', '*', 'np.log1p(s)')} -> "
+    "return np.where(e > 0, np.log(s) - e.astype(s.dtype) * ln2, np.log1p(s))": (
+        "within budget", f"log-sum-exp short by 2e ln 2 <= 5.6; {_LONG_F16}"),
+    f"_log1p_sum: {_LOG.format('e > 0', 'np.log(s)', '*', 'np.log1p(s)')} -> "
+    f"{_LOG.format('e > 0', 'np.log(s)', '/', 'np.log1p(s)')}": (
+        "within budget", f"log-sum-exp off by e (1/ln 2 - ln 2) <= 3.0; {_LONG_F16}"),
+    f"_log1p_sum: {_LOG.format('e > 0', 'np.log(s)', '*', 'np.log1p(s)')} -> "
+    f"{_LOG.format('e > 0', 'np.log1p(s)', '*', 'np.log1p(s)')}": (
+        "within budget", "log1p(s) - log(s) < 1/s <= 2^-12 for a scaled sum s >= 2^12, below an "
+                         "ulp of log-sum-exp (>= 11): the same accuracy"),
+    f"_alg41: {_EXPONENT.format(1, '-', '+ 2')} -> {_EXPONENT.format(1, '-', '+ 1')}": (
+        "within budget", "scaling by one power of two less keeps the scaled sum below 2^15 "
+                         "(finite) and loses fewer terms below the subnormals: only the roundings "
+                         "of log(s) and e ln 2 differ"),
+    f"_softmax_last: {_SOFTMAX.format('*', '/', '+')} -> {_SOFTMAX.format('/', '/', '+')}": (
+        "within budget", f"probabilities 2^2e (64 or 256) times too large, still in [0, 1]; "
+                         f"{_LONG_F16}"),
+    f"_softmax_last: {_SCALE.format(1.0, '-e')} -> {_SCALE.format(1.0, 'e')}": (
+        "within budget", f"probabilities about 2^2e (64 or 256) times too large, still in "
+                         f"[0, 1]; {_LONG_F16}"),
+    # gaps, now reached
+    **{k: _gap(why) for k, why in {
+        f"_log1p_sum: {_LN2.format('np.log(2.0)')} -> pass": "NameError",
+        f"_softmax_last: {_SCALE.format(1.0, '-e')} -> pass": "NameError",
+        f"_alg41: {_BITS.format(2)} -> pass": "NameError",
+        f"_alg41: {_EXPONENT.format(1, '-', '+ 2')} -> pass": "NameError",
+        f"_alg41: {_SCALED.format('*', '2.0 ** (-exponent)', ', keepdims=True')} -> pass":
+            "NameError",
+        f"_log1p_sum: {_LN2.format('np.log(2.0)')} -> {_LN2.format('np.log(0.0)')}":
+            "log-sum-exp -inf",
+        f"_log1p_sum: {_LN2.format('np.log(2.0)')} -> {_LN2.format('np.log(-2.0)')}":
+            "log-sum-exp NaN",
+        "_alg41: s = np.where(overflowed, scaled, s) -> pass": "log-sum-exp +inf",
+        "_alg41: s = np.where(overflowed, scaled, s) -> s = np.where(overflowed, s, scaled)":
+            "log-sum-exp +inf",
+        "_alg41: overflowed = np.isposinf(s) & np.isfinite(a) -> overflowed = np.isneginf(s) & "
+        "np.isfinite(a)": "log-sum-exp +inf",
+        f"_alg41: {_EXPONENT.format(1, '-', '+ 2')} -> {_EXPONENT.format(1, '-', '- 2')}":
+            "the scaled sum overflows again beyond 131,040 entries",
+        f"_alg41: {_EXPONENT.format(1, '-', '+ 2')} -> {_EXPONENT.format(1, '-', '+ -2')}":
+            "the scaled sum overflows again beyond 131,040 entries",
+        f"_alg41: {_EXPONENT.format(1, '-', '+ 2')} -> {_EXPONENT.format(1, '-', '+ 0')}":
+            "the scaled sum overflows again for ties of 131,040 to 131,072 and 262,081 or more "
+            "entries",
+        f"_alg41: {_EXPONENT.format(1, '-', '+ 2')} -> {_EXPONENT.format(1, '+', '+ 2')}":
+            "2^-35 is 0 in float16: log-sum-exp -inf, softmax NaN",
+        f"_alg41: {_SCALED.format('*', '2.0 ** (-exponent)', ', keepdims=True')} -> "
+        f"{_SCALED.format('/', '2.0 ** (-exponent)', ', keepdims=True')}": "log-sum-exp +inf",
+        f"_alg41: {_SCALED.format('*', '2.0 ** (-exponent)', ', keepdims=True')} -> "
+        f"{_SCALED.format('*', '2.0 ** exponent', ', keepdims=True')}": "log-sum-exp +inf",
+        f"_alg41: {_SCALED.format('*', '2.0 ** (-exponent)', ', keepdims=True')} -> "
+        f"{_SCALED.format('*', '1.0 ** (-exponent)', ', keepdims=True')}": "log-sum-exp +inf",
+        f"_alg41: {_SCALED.format('*', '2.0 ** (-exponent)', ', keepdims=True')} -> "
+        f"{_SCALED.format('*', '0.0 ** (-exponent)', ', keepdims=True')}": "ZeroDivisionError",
+        f"_alg41: {_SCALED.format('*', '2.0 ** (-exponent)', ', keepdims=True')} -> "
+        f"{_SCALED.format('*', '2.0 * -exponent', ', keepdims=True')}": "log-sum-exp NaN",
+        f"_alg41: {_SCALED.format('*', '2.0 ** (-exponent)', ', keepdims=True')} -> "
+        f"{_SCALED.format('*', '(-2.0) ** (-exponent)', ', keepdims=True')}":
+            "a negative sum for odd exponents (rows of 65,505 to 131,072 entries): NaN",
+        f"_alg41: {_SCALED.format('*', '2.0 ** (-exponent)', ', keepdims=True')} -> "
+        f"{_SCALED.format('*', '2.0 ** (-exponent)', '')}":
+            "a batch of two rows broadcasts to (2, 2): ValueError",
+        f"_alg41: {_SCALED.format('*', '2.0 ** (-exponent)', ', keepdims=True')} -> "
+        f"{_SCALED.format('*', '2.0 ** (-exponent)', ', keepdims=False')}":
+            "a batch of two rows broadcasts to (2, 2): ValueError",
+        f"_alg41: {_BITS.format(2)} -> "
+        f"{_BITS.format(2).replace('z.shape[-1]', 'z.shape[0]')}":
+            "a batch's first axis (1 or 2) for the row length: +inf beyond 131,040 entries",
+        f"_alg41: {_BITS.format(2)} -> "
+        f"{_BITS.format(2).replace('z.shape[-1]', 'z.shape[1]')}": "IndexError on a 1-D row",
+        "_alg41: e = np.where(overflowed, exponent, 0) -> e = np.where(overflowed, 0, exponent)":
+            "-inf for a row of the same batch whose sum is 0 (log(0) + e ln 2)",
+        "_alg41: e = np.where(overflowed, exponent, 0) -> e = np.where(overflowed, exponent, 1)":
+            "-inf for a row of the same batch whose sum is 0 (log(0) + ln 2)",
+        f"_log1p_sum: {_LOG.format('e > 0', 'np.log(s)', '*', 'np.log1p(s)')} -> "
+        f"return np.where(e > 0, np.log1p(s), np.log(s) + e.astype(s.dtype) * ln2)":
+            "-inf for a row of the same batch whose sum is 0 (log(0))",
+        f"_log1p_sum: {_LOG.format('e > 0', 'np.log(s)', '*', 'np.log1p(s)')} -> "
+        f"{_LOG.format('e >= 0', 'np.log(s)', '*', 'np.log1p(s)')}":
+            "-inf for a row of the same batch whose sum is 0 (log(0))",
+        f"_log1p_sum: {_LOG.format('e > 0', 'np.log(s)', '*', 'np.log1p(s)')} -> "
+        f"{_LOG.format('e <= 0', 'np.log(s)', '*', 'np.log1p(s)')}":
+            "-inf for a row of the same batch whose sum is 0 (log(0))",
+        f"_log1p_sum: {_LOG.format('e > 0', 'np.log(s)', '*', 'np.log1p(s)')} -> "
+        f"{_LOG.format('e > 0', 'np.log(s)', '*', 'np.log(s)')}":
+            "-inf for a row of the same batch whose sum is 0 (log(0))",
+        f"_softmax_last: {_SCALE.format(1.0, '-e')} -> {_SCALE.format(0.0, '-e')}":
+            "softmax 0 / 0 = NaN on a row of the same batch whose sum is 0",
+        f"_softmax_last: {_SCALE.format(1.0, '-e')} -> {_SCALE.format(-1.0, '-e')}":
+            "negative probabilities (softmax.in_unit_interval)",
+        f"_softmax_last: {_SOFTMAX.format('*', '/', '+')} -> {_SOFTMAX.format('*', '*', '+')}":
+            "probabilities above 1 (softmax.in_unit_interval)",
+        f"_softmax_last: {_SOFTMAX.format('*', '/', '+')} -> {_SOFTMAX.format('*', '/', '-')}":
+            "negative probabilities (softmax.in_unit_interval)",
+    }.items()},
+}
+CLASSIFIED.update(_OVERFLOW_BRANCH)
+
+#: The last run of every mutant, which a rerun of some of them (``--only``) completes: its
+#: command, the commit it ran at, its mutants and how many it killed (confirmation included).
+LAST_FULL_RUN: dict[str, Any] = {
+    "command": "python benchmarks/mutation.py --profile ci --confirm-dtypes float16,bfloat16 "
+               "--out docs/benchmarks.md",
+    "commit": "9a12864", "mutants": 236, "killed": 168,
+}
+
 
 def _versions() -> str:
     return versions(("numpy", "hypothesis", "mpmath", "gmpy2"))
@@ -379,18 +542,32 @@ def _cell(text: str) -> str:
 
 def render(all_mutants: Sequence[Mutant], results: Sequence[dict[str, Any]],
            confirmed: dict[int, dict[str, Any]], *, command: str, profile: str, dtypes: str,
-           confirm: str, wall: float, load: tuple[float, float], control: dict[str, Any]) -> str:
+           confirm: str, wall: float, load: tuple[float, float], control: dict[str, Any],
+           partial: bool = False) -> str:
+    """The section. A ``partial`` run (of some mutants) completes ``LAST_FULL_RUN``: its score
+    counts that run's kills, and the survivors it does not rerun keep their classification."""
     by_index = {m.index: m for m in all_mutants}
     survivors = [r for r in results if not r["killed"]]
     still = [r for r in survivors if not confirmed.get(r["index"], {}).get("killed")]
+    rerun = {by_index[r["index"]].key for r in results}
+    kept = [m for m in all_mutants if partial and m.key not in rerun
+            and CLASSIFIED.get(m.key, ("",))[0] in ("equivalent", "within budget", "gap")]
     classes = {r["index"]: CLASSIFIED.get(by_index[r["index"]].key, ("unclassified", ""))
                for r in still}
+    classes.update({m.index: CLASSIFIED[m.key] for m in kept})
     kinds = Counter(c for c, _ in classes.values())
     killed = len(results) - len(survivors)
     late = len(survivors) - len(still)
-    denominator = len(results) - kinds["equivalent"]
+    total, before = (LAST_FULL_RUN["mutants"], LAST_FULL_RUN["killed"]) if partial else (
+        len(results), 0)
+    denominator = total - kinds["equivalent"]
     timeouts = sum(1 for r in results if r["by"] == "timeout")
     cores = os.cpu_count()
+    what = (f"{len(results)} of the {total} mutants of builtin_numpy.py (a rerun: the other "
+            f"{total - len(results)} are those of the full run `{LAST_FULL_RUN['command']}` at "
+            f"commit {LAST_FULL_RUN['commit']}, which killed {before} and left the rest "
+            f"classified below as not rerun)" if partial
+            else f"{len(results)} mutants of builtin_numpy.py")
     lines = [
         f"Produced by `{command}`: {wall:.0f} s wall on {cores} cores "
         f"({platform.machine()}, {platform.system()}), {_versions()}. Load average "
@@ -398,19 +575,27 @@ def render(all_mutants: Sequence[Mutant], results: Sequence[dict[str, Any]],
         + (f" (above the {cores} cores: other work shared the machine)"
            if max(load) > (cores or 1) else "") + ".",
         "",
-        f"{len(results)} mutants of builtin_numpy.py, each checked at the accurate level in "
+        f"{what}, each checked at the accurate level in "
         f"{dtypes.replace(',', ', ')} with the `{profile}` profile"
         + (f", and the survivors again with the {confirm}" if confirm else "") + ". "
         "The unmutated module, checked the same way with every claim: "
         + (f"refuted by {control['by']} (the driver is broken)" if control["killed"]
-           else "no claim refuted") + f" ({control['seconds']:.0f} s).",
+           else "no claim refuted") + f" ({control['seconds']:.0f} s)"
+        + (f"; with the {confirm}: "
+           + (f"refuted by {control['confirm']['by']} (the driver is broken)"
+              if control["confirm"]["killed"] else "no claim refuted")
+           + f" ({control['confirm']['seconds']:.0f} s)" if control.get("confirm") else "")
+        + ".",
         "",
-        f"**Mutation score: {killed + late} killed / {denominator} non-equivalent mutants = "
-        f"{(killed + late) / max(denominator, 1):.1%}** ({kinds['equivalent']} equivalent "
-        f"mutants left out; {killed} killed in {dtypes.replace(',', ', ')}"
+        f"**Mutation score: {before + killed + late} killed / {denominator} non-equivalent "
+        f"mutants = {(before + killed + late) / max(denominator, 1):.1%}** "
+        f"({kinds['equivalent']} equivalent mutants left out; "
+        + (f"{before} killed by the full run, " if partial else "")
+        + f"{killed} killed in {dtypes.replace(',', ', ')}"
         + (f", {timeouts} of them by hanging" if timeouts else "")
         + (f"; {late} more by the {confirm}" if confirm else "") + "). "
-        f"Survivors: {kinds['equivalent']} equivalent, {kinds['gap']} gaps"
+        f"Survivors: {kinds['equivalent']} equivalent, {kinds['within budget']} within budget, "
+        f"{kinds['gap']} gaps"
         + (f", {kinds['other dtypes']} in code only float16 and bfloat16 run"
            if kinds["other dtypes"] else "")
         + (f", **{kinds['unclassified']} not yet classified**" if kinds["unclassified"] else "")
@@ -420,9 +605,11 @@ def render(all_mutants: Sequence[Mutant], results: Sequence[dict[str, Any]],
         "|---|---|---|---|---|",
     ]
     ops = Counter(by_index[r["index"]].operator for r in results)
+    ops_of = {r["index"] for r in results}
     dead = Counter(by_index[r["index"]].operator for r in results
                    if r["killed"] or confirmed.get(r["index"], {}).get("killed"))
-    same = Counter(by_index[i].operator for i, (c, _) in classes.items() if c == "equivalent")
+    same = Counter(by_index[i].operator for i, (c, _) in classes.items()
+                   if c == "equivalent" and i in ops_of)
     for op, count in ops.most_common():
         lines.append(f"| {op} | {count} | {dead[op]} | {same[op]} "
                      f"| {count - dead[op] - same[op]} |")
@@ -445,20 +632,40 @@ def render(all_mutants: Sequence[Mutant], results: Sequence[dict[str, Any]],
         lines += ["", f"**{len(errors)} mutants could not be run** (the driver failed; counted "
                   "as survivors):", ""]
         lines += [f"- #{r['index']}: {r['problem']}" for r in errors]
-    lines += ["", "Surviving mutants:", ""]
-    if not still:
+    lines += ["", "Surviving mutants" + (" (the operator table counts the rerun only; "
+                                         "*not rerun*: survivors of the full run)" if kept
+                                         else "") + ":", ""]
+    if not still and not kept:
         lines.append("none")
     else:
         lines += ["| # | function, line | operator | mutation | class | why |",
                   "|---|---|---|---|---|---|"]
-        order = {"unclassified": 0, "gap": 1, "other dtypes": 2, "equivalent": 3}
-        for r in sorted(still, key=lambda r: (order.get(classes[r["index"]][0], 0), r["index"])):
-            m = by_index[r["index"]]
-            cls, why = classes[r["index"]]
+        order = {"unclassified": 0, "gap": 1, "within budget": 2, "other dtypes": 3,
+                 "equivalent": 4}
+        shown = [r["index"] for r in still] + [m.index for m in kept]
+        for i in sorted(shown, key=lambda i: (order.get(classes[i][0], 0), i)):
+            m = by_index[i]
+            cls, why = classes[i]
             lines.append(f"| {m.index} | {m.function}, {m.line} | {m.operator} "
-                         f"| {_cell(m.before)} → {_cell(m.after)} | {cls} "
-                         f"| {why.replace('|', '/')} |")
+                         f"| {_cell(m.before)} → {_cell(m.after)} | {cls}"
+                         + (" (not rerun)" if i not in ops_of else "")
+                         + f" | {why.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
+
+
+def _select(everything: Sequence[Mutant], only: str) -> list[Mutant]:
+    """Mutants by number, or by class in CLASSIFIED (``within-budget`` for ``within budget``)."""
+    chosen: list[Mutant] = []
+    for item in (t.strip() for t in only.split(",") if t.strip()):
+        if item.isdigit():
+            chosen.append(everything[int(item)])
+            continue
+        cls = item.replace("-", " ")
+        if cls not in {c for c, _ in CLASSIFIED.values()}:
+            raise SystemExit(f"--only {item!r}: use mutant numbers or the classes "
+                             f"{sorted({c.replace(' ', '-') for c, _ in CLASSIFIED.values()})}")
+        chosen += [m for m in everything if CLASSIFIED.get(m.key, ("",))[0] == cls]
+    return sorted({m.index: m for m in chosen}.values(), key=lambda m: m.index)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -470,14 +677,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="re-check the survivors with this profile too (e.g. thorough)")
     p.add_argument("--confirm-dtypes", default="",
                    help="re-check the survivors in these dtypes too (e.g. float16,bfloat16)")
-    p.add_argument("--only", default="", help="comma-separated mutant numbers (smoke runs)")
+    p.add_argument("--only", default="",
+                   help="comma-separated mutant numbers, or classes of CLASSIFIED (gap, "
+                        "within-budget, equivalent): rerun those, completing LAST_FULL_RUN")
     p.add_argument("--max-examples", type=int, default=None)
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
     p.add_argument("--out", default="-", help="Markdown file whose mutation part is rewritten")
     a = p.parse_args(argv)
     everything = mutants()
-    selected = ([everything[int(i)] for i in a.only.split(",")] if a.only else everything)
+    selected = _select(everything, a.only) if a.only else everything
     if a.list:
         for m in selected:
             print(f"#{m.index} {m.function} line {m.line} ({m.operator}): {m.before}  ->  "
@@ -504,18 +713,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "dtypes": (a.confirm_dtypes or a.dtypes).split(",")}
         confirm = (f"`{confirm_kwargs['profile']}` profile in "
                    f"{', '.join(confirm_kwargs['dtypes'])}")
-        for r in run_all(again, jobs=a.jobs, limit=limit * 3, **confirm_kwargs):
+        # Its own control: another profile takes another time, and a hang is judged against it.
+        control["confirm"] = run_mutant(Mutant(-1, "_exp", 0, "none", "", "", original),
+                                        **confirm_kwargs)
+        confirm_limit = max(limit * 3, 5 * control["confirm"]["seconds"] + 30)
+        for r in run_all(again, jobs=a.jobs, limit=confirm_limit, **confirm_kwargs):
             confirmed[r["index"]] = r
     wall = time.perf_counter() - start
     text = render(everything, results, confirmed, command=command.strip(), profile=a.profile,
                   dtypes=a.dtypes, confirm=confirm, wall=wall,
                   load=(load_start, os.getloadavg()[0]),
-                  control=control)
+                  control=control, partial=len(selected) < len(everything))
     if a.out == "-":
         sys.stdout.write(text)
     else:
         splice(a.out, "mutation", text, "Mutation testing of the claims")
-    return 1 if control["killed"] or any(r.get("driver_error") for r in results) else 0
+    broken = control["killed"] or control.get("confirm", {}).get("killed")
+    return 1 if broken or any(r.get("driver_error") for r in results) else 0
 
 
 if __name__ == "__main__":

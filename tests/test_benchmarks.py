@@ -242,4 +242,28 @@ def test_every_classified_survivor_is_still_a_mutant(mutation):
     driver and classify its survivors again."""
     keys = {m.key for m in _mutants(mutation)}
     assert [k for k in mutation.CLASSIFIED if k not in keys] == []
-    assert {c for c, _ in mutation.CLASSIFIED.values()} <= {"equivalent", "gap", "other dtypes"}
+    assert {c for c, _ in mutation.CLASSIFIED.values()} <= {
+        "equivalent", "within budget", "gap", "other dtypes"}
+
+
+def test_a_rerun_of_some_mutants_completes_the_last_full_run(mutation):
+    """``--only gap,within-budget`` reruns the mutants so classified; the section counts the full
+    run's kills with the rerun's and lists the full run's other survivors, not rerun, with their
+    classification (nothing unclassified)."""
+    everything = _mutants(mutation)
+    chosen = mutation._select(everything, "gap,within-budget")
+    assert chosen and {mutation.CLASSIFIED[m.key][0] for m in chosen} == {"gap", "within budget"}
+    assert [m.index for m in mutation._select(everything, "3,1,3")] == [1, 3]
+    with pytest.raises(SystemExit, match="within-budget"):
+        mutation._select(everything, "gaps")
+    results = [{"index": m.index, "killed": mutation.CLASSIFIED[m.key][0] == "gap",
+                "by": "logsumexp.matches_reference[float16]", "problem": "", "seconds": 1.0}
+               for m in chosen]
+    text = mutation.render(everything, results, {}, command="c", profile="thorough",
+                           dtypes="float16", confirm="", wall=1.0, load=(0.0, 0.0),
+                           control={"killed": False, "seconds": 1.0}, partial=True)
+    last, gaps = mutation.LAST_FULL_RUN, sum(r["killed"] for r in results)
+    equivalent = sum(c == "equivalent" for c, _ in mutation.CLASSIFIED.values())
+    assert f"{last['killed'] + gaps} killed / {last['mutants'] - equivalent} non-equivalent" in text
+    assert "not yet classified" not in text and "equivalent (not rerun)" in text
+    assert text.count("| within budget |") == len(chosen) - gaps
