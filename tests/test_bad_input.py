@@ -60,12 +60,18 @@ def test_a_file_target(tmp_path):
 
 
 def test_an_implementation_that_raises():
+    """Judged once, by softmax.returns_on_valid_input; the other claims skip the example (every
+    one here: unjudged), and say why."""
     def softmax(z, axis=-1):
         raise ValueError("boom")
 
-    r = _one(_module(softmax=softmax), "softmax.matches_reference")
+    r = _one(_module(softmax=softmax), "softmax.returns_on_valid_input")
     assert r.verdict == "refuted"
     assert "softmax raised ValueError: boom" in r.shrunk.problem
+    r = _one(_module(softmax=softmax), "softmax.matches_reference")
+    assert r.verdict == "unjudged" and r.shrunk is None and r.skipped == r.examples
+    assert "softmax raised ValueError: boom" in r.reason
+    assert "judged under softmax.returns_on_valid_input" in r.reason
 
 
 def test_wrong_shape():
@@ -126,7 +132,7 @@ def test_missing_functions_are_not_applicable():
 
 def test_the_kit_carries_on_after_a_refutation():
     def softmax(z, axis=-1):
-        raise RuntimeError("broken")
+        return np.full(np.shape(z), np.nan)
 
     mod = _module(softmax=softmax, logsumexp=builtin_numpy.logsumexp)
     report = check(mod, dtypes=["float64"], profile="ci", max_examples=5,

@@ -10,7 +10,7 @@ import pytest
 
 import softmax_oracle
 from softmax_oracle import CLAIMS, check
-from softmax_oracle.spec.claims import select
+from softmax_oracle.spec.claims import KINDS, select
 from softmax_oracle.targets import PROTOCOL
 
 
@@ -21,7 +21,7 @@ def test_ids_are_unique_and_dotted():
         assert re.fullmatch(r"[a-z_]+\.[A-Za-z0-9_]+", c.id), c.id
         assert c.statement and c.latex and c.source
         assert set(c.needs) <= set(PROTOCOL), c.id
-        assert c.kind in ("numerical", "contract", "mathematics")
+        assert c.kind in KINDS
         assert c.level in ("stable", "accurate")
         if c.expect == "refuted":
             assert c.correct, f"{c.id}: a refuted statement must say what is correct"
@@ -33,6 +33,25 @@ def test_every_protocol_function_has_value_and_contract_claims():
         assert any(c.kind == "numerical" for c in mine), fname
         for suffix in ("no_mutation", "shape_and_dtype", "deterministic"):
             assert softmax_oracle.get_claim(f"{fname}.{suffix}")
+
+
+def test_exceptions_are_judged_by_one_claim_per_function_on_the_inputs_of_all():
+    """Every function with contract claims has ``returns_on_valid_input``, whose inputs are
+    those of every claim on the function."""
+    from hypothesis import find
+
+    from softmax_oracle.oracle.dtypes import get_dtype
+    from softmax_oracle.spec.claims import Inputs
+
+    for fname in {c.function for c in CLAIMS if c.id.endswith(".no_mutation")}:
+        claim = softmax_oracle.get_claim(f"{fname}.returns_on_valid_input")
+        assert claim.kind == "contract" and claim.needs == (fname,)
+    # it meets masked logits with zero targets there (cross_entropy.masked_logits's inputs)
+    strategy = softmax_oracle.get_claim("cross_entropy.returns_on_valid_input").strategy(
+        get_dtype("float64"), Inputs())
+    ex = find(strategy, lambda e: "mask" in e.get("regime", ()) and bool(np.any(
+        np.isneginf(e["z"]) & (e["n"] == 0))))
+    assert np.isneginf(ex["z"]).any()
 
 
 def test_select_patterns():

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from softmax_oracle.cli import main
+from softmax_oracle.engine.results import SCHEMA_VERSION
 
 
 def run(*args):
@@ -25,7 +26,7 @@ def test_check_numpy_exits_0_and_writes_json(tmp_path, capsys):
     assert code == 0, text
     assert "all applicable claims hold" in text
     data = json.loads(out.read_text())
-    assert data["schema_version"] == 1 and data["target"] == "numpy"
+    assert data["schema_version"] == SCHEMA_VERSION and data["target"] == "numpy"
     assert {r["verdict"] for r in data["results"]} == {"verified"}
 
 

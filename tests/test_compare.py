@@ -10,13 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from softmax_oracle.oracle.compare import RATIO_PRECISION, assess, index_labeler
+from softmax_oracle.oracle.compare import RATIO_PRECISION, assess, index_labeler, informs
 from softmax_oracle.oracle.dtypes import get_dtype, round_to
 from softmax_oracle.oracle.reference import context, row_ref, working_format
 from softmax_oracle.oracle.tolerance import Model
 from softmax_oracle.spec import strategies as S
 
 F32 = get_dtype("float32")
+BF16 = get_dtype("bfloat16")
 CTX = context(F32.prec)
 
 
@@ -97,3 +98,27 @@ def test_the_fast_path_decides_as_mpmath_does(ex, ulps, at):
     slow = assess(computed, list(refs), list(tols), F32, label)
     assert (fast.bad, fast.problem is None) == (slow.bad, slow.problem is None)
     assert fast.ratio == pytest.approx(slow.ratio, rel=RATIO_PRECISION, abs=RATIO_PRECISION)
+
+
+# =============================================================================== vacuity
+
+
+def test_a_budget_at_least_the_quantity_is_vacuous_and_zero_or_infinite_quantities_neither():
+    one, two = CTX.mpf(1), CTX.mpf(2)
+    assert informs([one], [one]) is False  # |error| <= |q| passes 0
+    assert informs([one], [one / 2]) is True
+    assert informs([-two], [one]) is True  # the magnitude of the quantity
+    assert informs([CTX.zero, CTX.mpf("-inf")], [one, one]) is None
+    assert informs([CTX.zero, one], [one, one]) is False
+    assert informs([one, two], [two, one]) is True  # one informative budget is enough
+
+
+@pytest.mark.skipif(working_format(BF16.prec) is None,
+                    reason="no calibrated float64 exp/log here: no fast path to compare")
+@given(S.logits("bfloat16", max_size=128, batches=False), st.sampled_from(["stable", "accurate"]))
+def test_informs_on_enclosures_decides_as_mpmath_does(ex, level):
+    """bfloat16 rows up to 128 entries: budgets cross the quantities they bound near n = 60."""
+    r = row_ref(ex["z"], BF16.prec)
+    model = Model.for_target(BF16, level)
+    for refs, tols in ((r.g, model.softmax(r)), (r.l, model.log_softmax(r))):
+        assert informs(refs, tols) == informs(list(refs), list(tols))

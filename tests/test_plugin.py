@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from softmax_oracle.spec.claims import select
+
 pytest_plugins = ["pytester"]
 
 
@@ -21,9 +23,10 @@ def test_an_item_can_be_selected_by_its_node_id(pytester):
     assert node in result.stdout.str()
     result = pytester.runpytest_subprocess("--softmax-oracle", "numpy", "-v", "-k",
                                            "logsumexp.bounds and float64")
-    result.stdout.fnmatch_lines(["*collected 126 items / 125 deselected / 1 selected",
+    items = 2 * len(select())  # every claim that judges a target, in float64 and float32
+    result.stdout.fnmatch_lines([f"*collected {items} items / {items - 1} deselected / 1 selected",
                                  node.replace("[", "?").replace("]", "?") + " PASSED*"])
-    result.assert_outcomes(passed=1, deselected=125)
+    result.assert_outcomes(passed=1, deselected=items - 1)
 
 
 def test_plugin_reports_a_refuted_claim(pytester):
@@ -39,3 +42,15 @@ def test_plugin_is_inert_without_the_option(pytester):
     pytester.makepyfile("def test_x():\n    assert True\n")
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1)
+
+
+def test_an_exception_fails_one_item_and_skips_the_claims_it_left_unjudged(pytester):
+    target = pytester.makepyfile(impl="def softmax(z, axis=-1):\n"
+                                      "    raise TypeError('no kernel for this dtype')\n")
+    result = pytester.runpytest_subprocess(
+        "--softmax-oracle", str(target), "--softmax-oracle-dtype", "float32",
+        "--softmax-oracle-claim", "softmax.returns_on_valid_input,softmax.sums_to_one", "-rs")
+    result.stdout.fnmatch_lines([
+        "*Problem:   softmax raised TypeError: no kernel for this dtype*",
+        "SKIPPED*unjudged: * examples skipped: softmax raised TypeError*"])
+    result.assert_outcomes(failed=1, skipped=1)

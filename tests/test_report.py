@@ -31,7 +31,13 @@ import pytest
 
 from softmax_oracle import CLAIMS
 from softmax_oracle.cli import main
-from softmax_oracle.engine.results import CheckReport, ClaimResult, Counterexample
+from softmax_oracle.engine.results import (
+    SCHEMA_VERSION,
+    CheckReport,
+    ClaimResult,
+    Counterexample,
+    WiderBudget,
+)
 from softmax_oracle.report import markdown
 from softmax_oracle.report.html import formula
 from softmax_oracle.report.mathml import MathMLError, to_mathml
@@ -43,6 +49,7 @@ from softmax_oracle.report.views import (
     load_results,
     magnitude,
     status,
+    summary_text,
 )
 
 IN_CI = bool(os.environ.get("CI"))
@@ -362,6 +369,56 @@ def test_saved_results_with_a_claim_this_version_does_not_know_still_render(tmp_
     assert "Statement: not in this version's specification" in md
 
 
+def test_uninformative_unjudged_and_conventions_are_counted_apart(tmp_path):
+    """Counted apart from verified and refuted in the terminal summary, report.md, index.html
+    and results.json, with what each rests on. Uninformative results were once "verified", the
+    NaN convention "refuted", and an exception one refutation per claim."""
+    cex = Counterexample({"z": "np.array([0.0, -np.inf], dtype=np.float32)",
+                          "n": "np.array([1.0, 0.0], dtype=np.float32)"}, "out = nan", math.inf)
+    results = (
+        ClaimResult("softmax.matches_reference", "numpy", "float32", "stable", "uninformative",
+                    examples=20, seed=7, max_ratio=0.1, uninformative=20,
+                    wider=WiderBudget("float32", 20, 6.0, cex)),
+        ClaimResult("softmax.sums_to_one", "numpy", "float32", "stable", "verified", examples=20,
+                    seed=7, uninformative=3),
+        ClaimResult("logsumexp.matches_reference", "numpy", "float32", "stable", "unjudged",
+                    examples=20, seed=7, skipped=20, reason="20 of 20 examples skipped: "
+                    "logsumexp raised TypeError: no (judged under "
+                    "logsumexp.returns_on_valid_input)"),
+        _refuted("logsumexp.returns_on_valid_input", problem="logsumexp raised TypeError: no"),
+        ClaimResult("cross_entropy.masked_logits", "numpy", "float32", "stable", "differs",
+                    examples=9, seed=7, shrunk=cex, reproduce="softmax-oracle check numpy"),
+        ClaimResult("cross_entropy.masked_logits", "numpy", "float64", "stable", "follows",
+                    examples=9, seed=7))
+    data = _saved(*results)
+    paths = save_report(data, tmp_path / "site")
+    md, page = paths["markdown"].read_text(), paths["html"].read_text()
+    head = ("6 claim results: **1** verified, **1** uninformative (every budget at least its "
+            "quantity), **1** refuted, **1** unjudged (the target raised on every example), "
+            "**1** conventions followed, **1** conventions not followed (another convention).")
+    assert head in md
+    assert "| numpy | float32 | 1 | 1 | 1 | 0 | 1 | 0 / 1 | 0 | 0 |" in md
+    assert "uninformative: on all 20 examples judged, every budget was at least" in md
+    assert "6× that budget at worst on 20 of these examples (over it" in md
+    assert "3 of the 20 examples judged were uninformative" in md
+    assert "≠ differs: follows 0 * (-inf) = NaN" in md
+    assert "**Examples skipped** (numpy, float32): logsumexp raised TypeError: no" in md
+    assert "| ○ |" in md and "| ⊘ |" in md  # the matrix
+    for text in ("<b class='ok'>1</b> verified", "1 uninformative", "1 unjudged",
+                 "id='rests-on'", "follows another convention", "⊘", "○"):
+        assert text in page, text
+    assert [r.claim_id for r in data.results if r.verdict == "refuted"] == [
+        "logsumexp.returns_on_valid_input"]
+    assert "1 verified, 1 uninformative (every budget at least its quantity), 1 refuted, " \
+           "1 unjudged" in summary_text(data)
+    again = load_results(paths["json"])
+    assert again.to_json() == json.loads(paths["json"].read_text())
+    assert [r.verdict for r in again.results] == [r.verdict for r in results]
+    acc = {(a.function, a.dtype): a for a in accuracy(data)}
+    assert acc[("softmax", "float32")].verdict == "uninformative"
+    assert acc[("logsumexp", "float32")].verdict == "unjudged"
+
+
 def test_markdown_escapes_what_targets_and_messages_write(tmp_path):
     """report.md wrote target names and messages as they came: raw HTML, and pipes that split
     table rows."""
@@ -454,17 +511,18 @@ def _result(claim: str, verdict: str, ratio: float | str = 0.0, target: str = "n
     return {"claim_id": claim, "target": target, "dtype": "float32", "level": "stable",
             "verdict": verdict, "expected": expected, "examples": 60, "seed": 0,
             "seconds": 0.1, "reason": "", "max_ratio": ratio, "max_ulps": 1.0, "shrunk": None,
-            "worst": None, "reproduce": ""}
+            "worst": None, "reproduce": "", "uninformative": 0, "skipped": 0, "wider": None}
 
 
 def _doc(*results: dict[str, Any]) -> dict[str, Any]:
     by_target: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         by_target.setdefault(r["target"], []).append(r)
-    return {"schema_version": 1, "kit_version": "0.1.0", "generated": "2025-01-01T00:00:00",
+    return {"schema_version": SCHEMA_VERSION, "kit_version": "0.1.0",
+            "generated": "2025-01-01T00:00:00",
             "profile": "ci", "level": "stable", "seed": 0, "seconds": 1.0, "versions": {},
             "skipped": [],
-            "targets": [{"schema_version": 1, "target": t, "target_version": "1",
+            "targets": [{"schema_version": SCHEMA_VERSION, "target": t, "target_version": "1",
                          "level": "stable", "profile": "ci", "seed": 0, "dtypes": ["float32"],
                          "seconds": 1.0, "versions": {}, "notes": [], "results": rs}
                         for t, rs in by_target.items()]}
@@ -543,7 +601,7 @@ def test_diff_unreadable_or_mismatched_files_exit_2(tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
     assert main(["diff", str(tmp_path / "broken.json"), str(tmp_path / "good.json")]) == 2
     assert "not JSON" in capsys.readouterr().err
-    assert _diff(tmp_path, good, {**good, "schema_version": 2}) == 2
+    assert _diff(tmp_path, good, {**good, "schema_version": SCHEMA_VERSION + 1}) == 2
     assert "schema_version differs" in capsys.readouterr().err
 
 

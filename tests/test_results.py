@@ -14,9 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from softmax_oracle.engine.results import (
+    SCHEMA_VERSION,
+    VERDICTS,
     CheckReport,
     ClaimResult,
     Counterexample,
+    WiderBudget,
     format_value,
     json_number,
     json_safe,
@@ -30,12 +33,12 @@ def _check_report_schema() -> dict:
     return {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": "#/$defs/checkReport"}
 
 
-def _refuted(**kw) -> ClaimResult:
+def _refuted(claim_id: str = "softmax.sums_to_one", **kw) -> ClaimResult:
     cex = Counterexample({"z": "np.array([89.0, 0.0], dtype=float32)"},
                          "out[0] = nan, but should be 1.0", math.inf, ("overflow",))
     fields = dict(verdict="refuted", examples=12, seed=3, seconds=0.25, max_ratio=math.inf,
                   max_ulps=math.inf, shrunk=cex, worst=cex, reproduce="softmax-oracle check ...")
-    return ClaimResult("softmax.sums_to_one", "naive", "float32", "stable", **{**fields, **kw})
+    return ClaimResult(claim_id, "naive", "float32", "stable", **{**fields, **kw})
 
 
 def _report(*results: ClaimResult, complete: bool = True) -> CheckReport:
@@ -70,6 +73,32 @@ def test_complete_is_in_the_schema_and_older_files_without_it_read_as_complete()
     del doc["complete"]
     jsonschema.validate(doc, _check_report_schema(), cls=jsonschema.Draft202012Validator)
     assert CheckReport.from_json(doc).complete is True
+
+
+def test_the_verdicts_that_say_less_validate_and_read_back():
+    """uninformative, unjudged, follows and differs, with the counts they rest on (schema 2)."""
+    worst = Counterexample({"z": "np.array([0.0, 0.0], dtype=ml_dtypes.bfloat16)"}, "", 6.0)
+    report = _report(
+        _refuted(verdict="uninformative", uninformative=12, shrunk=None, reproduce="",
+                 max_ratio=0.5, wider=WiderBudget("float32", 12, 6.0, worst)),
+        _refuted(verdict="unjudged", skipped=12, examples=12, shrunk=None, worst=None,
+                 reproduce="", reason="12 of 12 examples skipped: softmax raised TypeError"),
+        _refuted(verdict="verified", skipped=3, uninformative=2, shrunk=None, reproduce=""),
+        _refuted(verdict="follows", shrunk=None, reproduce=""),
+        _refuted(claim_id="cross_entropy.masked_logits", verdict="differs"),
+        _refuted(verdict="uninformative", expected="refuted", shrunk=None))
+    doc = json.loads(report.dumps())
+    assert doc["schema_version"] == SCHEMA_VERSION == 2
+    wider = doc["results"][0]["wider"]
+    assert (wider["dtype"], wider["examples"], wider["max_ratio"]) == ("float32", 12, 6.0)
+    assert wider["worst"]["inputs"] == worst.inputs
+    assert [r["uninformative"] for r in doc["results"]] == [12, 0, 2, 0, 0, 0]
+    assert [r["skipped"] for r in doc["results"]] == [0, 12, 3, 0, 0, 0]
+    jsonschema.validate(doc, _check_report_schema(), cls=jsonschema.Draft202012Validator)
+    assert CheckReport.from_json(doc) == report
+    assert set(VERDICTS) == set(json.loads(SCHEMA.read_text())["$defs"]["verdict"]["enum"])
+    # none of them is a failure, except a statement expected to be refuted that was not
+    assert [r.as_expected for r in report.results] == [True] * 5 + [False]
 
 
 @given(st.floats())

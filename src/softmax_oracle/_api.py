@@ -16,24 +16,26 @@ def check(target: str | Any, *, dtypes: Sequence[str | DType] = ("float64", "flo
           level: str = "stable", claims: str | None = None, profile: str = "default",
           seed: int | None = None, max_examples: int | None = None, timeout: float = 30.0,
           on_result: Callable[[ClaimResult, int, int], None] | None = None, jobs: int = 1,
-          executor: str | Executor | None = None) -> CheckReport:
+          executor: str | Executor | None = None,
+          kinds: Sequence[str] | None = None) -> CheckReport:
     """Check a target against the specification and return the result records.
 
     ``target`` is a built-in name (``numpy``, ``naive``, ``seed``, ``reference``, ``scipy``,
     ``torch``, ``jax``, ``optax``), a ``package.module[:attribute]`` string, a path to a ``.py``
     file, or any object with some of the protocol functions. ``claims`` is a comma-separated list
-    of claim ids or glob patterns (``softmax.*``). ``level="accurate"`` adds the condition-scaled
-    claims. The target runs in supervised worker processes (``jobs`` of them at once; on a Dask
-    cluster with ``executor="dask://HOST:PORT"``): a crash, exit or hang of the target is an
-    "error" verdict for the claim it happened in, with the input. ``timeout`` is the deadline of
-    each call of the target, in seconds. Raises ``TargetError`` if the target cannot be loaded,
-    ``ValueError`` for a wrong argument.
+    of claim ids or glob patterns (``softmax.*``); ``kinds`` keeps only claims of these kinds
+    (numerical, contract, convention, mathematics). ``level="accurate"`` adds the
+    condition-scaled claims. The target runs in supervised worker processes (``jobs`` of them at
+    once; on a Dask cluster with ``executor="dask://HOST:PORT"``): a crash, exit or hang of the
+    target is an "error" verdict for the claim it happened in, with the input. ``timeout`` is the
+    deadline of each call of the target, in seconds. Raises ``TargetError`` if the target cannot
+    be loaded, ``ValueError`` for a wrong argument.
     """
     from softmax_oracle.engine.check import run_check
 
     return run_check(target, dtypes=dtypes, level=level, claims=claims, profile=profile,
                      seed=seed, max_examples=max_examples, timeout=timeout, on_result=on_result,
-                     jobs=jobs, executor=executor)
+                     jobs=jobs, executor=executor, kinds=kinds)
 
 
 class ConformanceError(AssertionError):

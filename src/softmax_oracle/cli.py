@@ -15,7 +15,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
@@ -36,9 +35,18 @@ from softmax_oracle.report.files import (
 )
 from softmax_oracle.report.run import run_report, save_report
 from softmax_oracle.report.text import format_refutation
-from softmax_oracle.report.views import DEFAULT_TARGETS, summary_text
+from softmax_oracle.report.views import (
+    DEFAULT_TARGETS,
+    count_phrases,
+    counts,
+    note,
+    qualified,
+    skip_groups,
+    skipped_names,
+    summary_text,
+)
 from softmax_oracle.spec.catalogue import render_markdown
-from softmax_oracle.spec.claims import CLAIMS, select
+from softmax_oracle.spec.claims import CLAIMS, KINDS, select
 from softmax_oracle.targets import BUILTIN, PACKAGE, TargetError
 
 __all__ = ["format_refutation", "main"]  # format_refutation: kept importable from here
@@ -78,17 +86,14 @@ def _summary(report: CheckReport, out: TextIO, verbose: bool) -> None:
     out.write(f"softmax-oracle {v.get('softmax-oracle', '')}: target {report.target}"
               f"{' ' + report.target_version if report.target_version else ''}, level "
               f"{report.level}, profile {report.profile}, seed {report.seed}\n")
-    for note in report.notes:
-        out.write(f"  note: {note}\n")
+    for line in report.notes:
+        out.write(f"  note: {line}\n")
     for dt in report.dtypes:
         rs = [r for r in report.results if r.dtype == dt]
-        c = Counter(r.verdict for r in rs)
+        c = counts(rs)
+        c["refuted"], c["expected_refuted"] = c["refuted"] + c["expected_refuted"], 0
         examples = sum(r.examples for r in rs)
-        parts = [f"{c['verified']} verified", f"{c['refuted']} refuted"]
-        if c["not_applicable"]:
-            parts.append(f"{c['not_applicable']} not applicable")
-        if c["error"]:
-            parts.append(f"{c['error']} errors")
+        parts = count_phrases(c)
         worst = max((r for r in rs if r.verdict == "verified"), key=lambda r: r.max_ratio,
                     default=None)
         head = f" (worst error/budget among verified: {worst.max_ratio:.2g}, {worst.claim_id})" \
@@ -98,6 +103,7 @@ def _summary(report: CheckReport, out: TextIO, verbose: bool) -> None:
             for r in rs:
                 out.write(f"    {r.verdict:<15} {r.claim_id:<45} {r.examples:>4} ex  "
                           f"{r.max_ratio:9.3g}  {r.seconds:6.2f} s\n")
+    _qualifications(report, out, verbose)
     bad = [r for r in report.results if not r.as_expected]
     for r in bad:
         out.write("\n" + format_refutation(r) + "\n")
@@ -109,6 +115,38 @@ def _summary(report: CheckReport, out: TextIO, verbose: bool) -> None:
     verdict = "all applicable claims hold" if report.ok else (
         f"{len(bad)} claim result(s) refuted or in error")
     out.write(f"\n{verdict} ({report.seconds:.1f} s)\n")
+
+
+def _qualifications(report: CheckReport, out: TextIO, verbose: bool) -> None:
+    """The conventions the target does not follow (all of them with -v), the uninformative
+    results (with -v also the verified ones that rest partly on uninformative examples), and
+    the examples skipped because the target raised, one exception said once."""
+    convs = [r for r in report.results
+             if r.verdict == "differs" or (verbose and r.verdict == "follows")]
+    if convs:
+        out.write("\nConventions (not bugs: which legitimate convention the target follows):\n")
+        for r in convs:
+            out.write(f"  {r.claim_id} [{r.dtype}]: {note(r)}\n")
+            if r.shrunk is not None:
+                inputs = "; ".join(f"{k} = {v}" for k, v in r.shrunk.inputs.items())
+                out.write(f"    {r.shrunk.problem.splitlines()[0]}\n    Input: "
+                          f"{inputs if len(inputs) < 400 else inputs[:390] + ' ...'}\n"
+                          f"    Reproduce: {r.reproduce}\n")
+    rest = [r for r in qualified(report.results) if r.uninformative
+            and (verbose or r.verdict == "uninformative")]
+    partly = sum(1 for r in qualified(report.results) if r.uninformative
+                 and r.verdict != "uninformative")
+    if rest:
+        out.write("\nUninformative budgets (docs/tolerances.md, \"Uninformative budgets\"):\n")
+        for r in rest:
+            out.write(f"  {r.claim_id} [{r.dtype}], {r.verdict}: {note(r)}\n")
+    if partly and not verbose:
+        out.write(f"\n{partly} verified result(s) rest partly on uninformative examples "
+                  f"(listed with -v)\n")
+    for where, cause, rs in skip_groups(report.results):
+        out.write(f"\nExamples skipped [{where}]: {cause}\n"
+                  + textwrap.fill(skipped_names(rs), 96, initial_indent="  ",
+                                  subsequent_indent="  ") + "\n")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -127,7 +165,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
                            profile=args.profile, seed=args.seed, max_examples=args.max_examples,
                            timeout=args.timeout, on_result=progress, jobs=args.jobs,
                            executor=args.executor,
-                           memory_limit=_memory_limit(args.memory_limit))
+                           memory_limit=_memory_limit(args.memory_limit), kinds=args.kind)
     except (TargetError, ValueError) as e:
         progress.close()
         print(f"softmax-oracle: error: {_as_options(e)}", file=sys.stderr)
@@ -202,7 +240,7 @@ def _output_ok(check: Callable[[str, str], None], path: str, option: str) -> boo
 
 #: The Python API's argument names, as the command line spells them.
 _OPTIONS = {"dtypes": "--dtype", "timeout": "--timeout", "max_examples": "--max-examples",
-            "jobs": "--jobs", "seed": "--seed", "executor": "--executor"}
+            "jobs": "--jobs", "seed": "--seed", "executor": "--executor", "kinds": "--kind"}
 
 
 def _as_options(e: Exception) -> str:
@@ -224,8 +262,7 @@ def _cmd_claims(args: argparse.Namespace) -> int:
             return 2
         print(render_markdown())
         return 0
-    kinds = ("numerical", "contract", "mathematics")
-    chosen = select(args.claim, level="accurate", kinds=kinds) if args.claim else list(CLAIMS)
+    chosen = select(args.claim, level="accurate", kinds=KINDS) if args.claim else list(CLAIMS)
     for c in chosen:
         tags = [c.kind]
         if c.level != "stable":
@@ -238,6 +275,9 @@ def _cmd_claims(args: argparse.Namespace) -> int:
             print(f"    needs: {', '.join(c.needs) or '(the oracle only)'}; source: {c.source}")
             if c.preconditions:
                 print(f"    preconditions: {'; '.join(c.preconditions)}")
+            if c.convention or c.alternative:
+                print(f"    follows: {c.convention or '(as stated)'}; differs: "
+                      f"{c.alternative or '(another convention)'}")
             print(f"    latex: {c.latex}")
     print(f"\n{len(chosen)} claims")
     return 0
@@ -273,7 +313,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                           level=args.level, claims=args.claim, profile=args.profile,
                           seed=args.seed, jobs=args.jobs, timeout=args.timeout,
                           progress=False if args.quiet else None, executor=args.executor,
-                          memory_limit=_memory_limit(args.memory_limit))
+                          memory_limit=_memory_limit(args.memory_limit), kinds=args.kind)
     except ValueError as e:
         print(f"softmax-oracle: error: {_as_options(e)}", file=sys.stderr)
         return 2
@@ -322,6 +362,13 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
                         "verdict (default: 3/4 of the machine's memory shared by the jobs)")
 
 
+def _kind_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", metavar="KINDS", default=None,
+                   help="only claims of these kinds, comma-separated: " + ", ".join(KINDS)
+                        + " (default: all that apply; e.g. 'convention' to see which "
+                          "conventions a target follows)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="softmax-oracle",
@@ -343,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default); accurate: also the condition-scaled claims")
     c.add_argument("--claim", metavar="PATTERN",
                    help="only these claims: ids or globs, comma-separated (e.g. 'softmax.*')")
+    _kind_option(c)
     c.add_argument("--max-examples", type=int, metavar="N",
                    help="examples per claim (default: from the profile)")
     c.add_argument("--seed", type=int, help="random seed (default: random, printed)")
@@ -406,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stable (default) or accurate: also the condition-scaled claims")
     r.add_argument("--claim", metavar="PATTERN",
                    help="only these claims: ids or globs, comma-separated")
+    _kind_option(r)
     r.add_argument("--seed", type=int, help="random seed, the same for every target "
                                             "(default: random, recorded in the report)")
     r.add_argument("--jobs", type=int, metavar="N",

@@ -23,11 +23,11 @@ from softmax_oracle.engine.results import CheckReport, ClaimResult
 from softmax_oracle.engine.scheduler import Interrupted, Scheduler
 from softmax_oracle.engine.search import applicable, make_env, run_claim, versions
 from softmax_oracle.oracle.dtypes import DType, get_dtype
-from softmax_oracle.spec.claims import Claim, select
+from softmax_oracle.spec.claims import KINDS, TARGET_KINDS, Claim, select
 from softmax_oracle.targets import TargetError, load_target
 
 __all__ = ["RunInterrupted", "flush_notes", "plan_claims", "run_check", "validate_dtypes",
-           "validate_run_options"]
+           "validate_kinds", "validate_run_options"]
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -53,6 +53,20 @@ def validate_dtypes(dtypes: Any) -> list[DType]:
     if dupes:
         raise ValueError(f"dtypes={names!r}: {', '.join(dupes)} given more than once")
     return dts
+
+
+def validate_kinds(kinds: Any) -> tuple[str, ...] | None:
+    """None (every kind that applies) or a non-empty sequence of known kinds, else ValueError."""
+    if kinds is None:
+        return None
+    if isinstance(kinds, str):
+        kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+    out = tuple(kinds)
+    unknown = [k for k in out if k not in KINDS]
+    if not out or unknown:
+        raise ValueError(f"kinds={','.join(map(str, out))!r}: use one or more of "
+                         f"{', '.join(KINDS)} (comma-separated)")
+    return out
 
 
 def validate_run_options(*, max_examples: Any = None, timeout: Any = 30.0,
@@ -90,9 +104,12 @@ def run_check(target: str | Any, *, dtypes: Sequence[str | DType] = ("float64",)
               include_math: bool | None = None,
               on_result: Callable[[ClaimResult, int, int], None] | None = None,
               jobs: int = 1, executor: str | Executor | None = None,
-              memory_limit: int | None = None) -> CheckReport:
-    """Run the selected claims against a target for each dtype. See ``softmax_oracle.check``."""
+              memory_limit: int | None = None,
+              kinds: Sequence[str] | str | None = None) -> CheckReport:
+    """Run the selected claims against a target for each dtype. See ``softmax_oracle.check``.
+    ``kinds`` limits the claims to these kinds (``spec.claims.KINDS``)."""
     validate_level(level)
+    kinds = validate_kinds(kinds)
     prof = get_profile(profile)
     dts = validate_dtypes(dtypes)
     validate_run_options(max_examples=max_examples, timeout=timeout, jobs=jobs)
@@ -102,7 +119,7 @@ def run_check(target: str | Any, *, dtypes: Sequence[str | DType] = ("float64",)
     start = time.perf_counter()
     if not isolated:
         return _in_process(target, dts, level, claims, prof.name, seed, max_examples, timeout,
-                           include_math, on_result, start)
+                           include_math, on_result, start, kinds)
     with Scheduler(executor, jobs, memory_limit) as sched:
         try:
             (info,) = sched.run([Describe(**where, target=spec,
@@ -113,7 +130,7 @@ def run_check(target: str | Any, *, dtypes: Sequence[str | DType] = ("float64",)
             raise TargetError(info.error)
         target_name = target if isinstance(target, str) else info.name
         chosen = _chosen(claims, level, info.is_reference if include_math is None
-                         else include_math)
+                         else include_math, kinds)
         steps = plan_claims(info, target_name, chosen, dts, level, seed)
         work = [(i, ClaimJob(**where, target=spec, target_name=target_name, claim_id=c.id,
                              dtype=dt.name, level=level, profile=prof, seed=seed,
@@ -149,11 +166,16 @@ def run_check(target: str | Any, *, dtypes: Sequence[str | DType] = ("float64",)
     return report
 
 
-def _chosen(claims: str | None, level: str, with_math: bool) -> list[Claim]:
-    kinds: Iterable[str] = ("numerical", "contract") + (("mathematics",) if with_math else ())
+def _chosen(claims: str | None, level: str, with_math: bool,
+            only: Sequence[str] | None = None) -> list[Claim]:
+    kinds: Iterable[str] = TARGET_KINDS + (("mathematics",) if with_math else ())
+    if only is not None:
+        kinds = [k for k in kinds if k in only]
     chosen = select(claims, level=level, kinds=tuple(kinds))
-    if claims and not chosen:
-        raise ValueError(f"--claim {claims!r} matches no claim at level {level!r}; "
+    if (claims or only is not None) and not chosen:
+        which = f"--claim {claims!r}" if claims else "the selection"
+        kind = f" of kind {', '.join(only)}" if only is not None else ""
+        raise ValueError(f"{which} matches no claim{kind} at level {level!r}; "
                          f"see `softmax-oracle claims`")
     return chosen
 
@@ -193,7 +215,7 @@ def _in_process(target: Any, dts: Sequence[DType], level: str, claims: str | Non
                 profile: str, seed: int, max_examples: int | None, timeout: float,
                 include_math: bool | None,
                 on_result: Callable[[ClaimResult, int, int], None] | None,
-                start: float) -> CheckReport:
+                start: float, kinds: Sequence[str] | None = None) -> CheckReport:
     """A target object that cannot be pickled: run here, unsupervised (said in the notes)."""
     tgt = load_target(target)
     prof = get_profile(profile)
@@ -203,7 +225,8 @@ def _in_process(target: Any, dts: Sequence[DType], level: str, claims: str | Non
         if tgt.supports(dt.name):
             envs[dt.name], flushes[dt.name] = make_env(tgt, dt, timeout=timeout)
     info = TargetInfo.of(tgt, flushes)
-    chosen = _chosen(claims, level, tgt.is_reference if include_math is None else include_math)
+    chosen = _chosen(claims, level, tgt.is_reference if include_math is None else include_math,
+                     kinds)
     steps = plan_claims(info, tgt.name, chosen, dts, level, seed)
     results: list[ClaimResult] = []
     for dt, claim, res in steps:

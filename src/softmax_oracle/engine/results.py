@@ -9,13 +9,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SCHEMA_VERSION", "CheckReport", "ClaimResult", "Counterexample", "format_value",
-           "json_number", "json_safe"]
+__all__ = ["SCHEMA_VERSION", "VERDICTS", "CheckReport", "ClaimResult", "Counterexample",
+           "WiderBudget", "format_value", "json_number", "json_safe"]
 
-#: Bumped on any incompatible change of the JSON layout.
-SCHEMA_VERSION = 1
+#: Bumped on any incompatible change of the JSON layout (2: the verdicts uninformative, unjudged,
+#: follows and differs; the fields uninformative, skipped and wider).
+SCHEMA_VERSION = 2
 
-VERDICTS = ("verified", "refuted", "not_applicable", "error")
+#: verified       no counterexample in ``examples`` examples, and some budget said something;
+#: uninformative  no counterexample, but on every example judged each budget was at least the
+#:                quantity it bounds (docs/tolerances.md, "Uninformative budgets");
+#: refuted        a counterexample (``shrunk``);
+#: unjudged       every example was skipped: the target raised (judged under
+#:                ``<function>.returns_on_valid_input``);
+#: follows        a convention claim: the target follows the stated convention;
+#: differs        a convention claim: the target follows the claim's alternative (``shrunk``);
+#: not_applicable the target lacks a function, or the dtype;
+#: error          the kit could not judge (a crash, a hang, an internal error).
+VERDICTS = ("verified", "uninformative", "refuted", "unjudged", "follows", "differs",
+            "not_applicable", "error")
 
 
 def format_value(v: Any) -> str:
@@ -114,6 +126,20 @@ class Counterexample:
 
 
 @dataclass(frozen=True)
+class WiderBudget:
+    """The budget of an algorithm that computes in a wider ``dtype`` (float32 for float16 and
+    bfloat16 inputs) and rounds the result once, assessed on the ``examples`` where the input
+    dtype's own budget was uninformative: what a user of a narrow dtype wants to know on long
+    rows. Information, not a verdict: ``max_ratio`` above 1 means the target does not compute
+    as such an algorithm would."""
+
+    dtype: str
+    examples: int
+    max_ratio: float
+    worst: Counterexample | None = None
+
+
+@dataclass(frozen=True)
 class ClaimResult:
     """The verdict of one claim on one target and dtype.
 
@@ -129,21 +155,26 @@ class ClaimResult:
     examples: int = 0
     seed: int | None = None
     seconds: float = 0.0
-    reason: str = ""  # why not applicable, or the internal error
+    reason: str = ""  # why not applicable, the internal error, or which examples were skipped
     max_ratio: float = 0.0  # worst |error| / budget seen (accuracy headroom)
     max_ulps: float = 0.0
     shrunk: Counterexample | None = None
     worst: Counterexample | None = None
     reproduce: str = ""
+    uninformative: int = 0  # examples judged on which every budget was at least its quantity
+    skipped: int = 0  # examples not judged: the target raised (see ``reason``)
+    wider: WiderBudget | None = None
 
     @property
     def as_expected(self) -> bool:
-        """Holds when expected to hold, is refuted when expected to be refuted."""
-        if self.verdict in ("not_applicable",):
-            return True
+        """Holds when expected to hold, is refuted when expected to be refuted. Results that are
+        no bug verdict (a convention followed or not, every example skipped, not applicable)
+        never count against a target: what made them so is judged by its own claim."""
         if self.verdict == "error":
             return False
-        return (self.verdict == "verified") == (self.expected == "holds")
+        if self.verdict in ("verified", "uninformative", "refuted"):
+            return (self.verdict != "refuted") == (self.expected == "holds")
+        return True
 
     def to_json(self) -> dict[str, Any]:
         """The JSON layout of ``$defs/claimResult`` in docs/results.schema.json."""
@@ -160,7 +191,15 @@ class ClaimResult:
             max_ratio=json_number(d.get("max_ratio", 0.0)),
             max_ulps=json_number(d.get("max_ulps", 0.0)),
             shrunk=_counterexample(d.get("shrunk")), worst=_counterexample(d.get("worst")),
-            reproduce=d.get("reproduce", ""))
+            reproduce=d.get("reproduce", ""), uninformative=d.get("uninformative", 0),
+            skipped=d.get("skipped", 0), wider=_wider(d.get("wider")))
+
+
+def _wider(d: dict[str, Any] | None) -> WiderBudget | None:
+    if d is None:
+        return None
+    return WiderBudget(d["dtype"], d["examples"], json_number(d["max_ratio"]),
+                       _counterexample(d.get("worst")))
 
 
 def _counterexample(d: dict[str, Any] | None) -> Counterexample | None:

@@ -2,6 +2,19 @@
 
 ``run_claim`` runs in a worker process (``engine.worker``), next to the target; the same seed gives
 the same examples wherever it runs (``_same_examples_in_every_process``).
+
+Besides a counterexample, a search counts what its verdict rests on (``docs/tolerances.md``,
+"Uninformative budgets", and ``spec.claims`` on the kinds):
+
+* an example where the target raises is *skipped* (judged once, by ``<function>.
+  returns_on_valid_input``); a claim whose every example was skipped is "unjudged";
+* an example on which every budget the check compared was at least the quantity it bounds is
+  *uninformative*; a claim with no counterexample whose every judged example was uninformative is
+  "uninformative", not "verified". For float16 and bfloat16 such examples are checked once more
+  against the budget of an algorithm that computes in float32 (``ClaimResult.wider``);
+* a convention claim's example that follows the claim's alternative is recorded, and the search
+  goes on for values that follow neither convention (a refutation); if none turns up, a second
+  search shrinks an example of the alternative, and the verdict is "differs" (else "follows").
 """
 
 from __future__ import annotations
@@ -29,17 +42,25 @@ from softmax_oracle.engine.database import FailuresDatabase
 from softmax_oracle.engine.jobs import TargetInfo
 from softmax_oracle.engine.profiles import Profile
 from softmax_oracle.engine.saved import with_saved
-from softmax_oracle.targets.call import Env, Monitor, TargetTimeout, _deadline
+from softmax_oracle.targets.call import (
+    Env,
+    Monitor,
+    TargetRaised,
+    TargetTimeout,
+    _deadline,
+    returns_claim,
+)
 
 if sys.version_info >= (3, 11):
     _GROUP: type[BaseException] = builtins.BaseExceptionGroup
 else:  # Python 3.10
     from exceptiongroup import BaseExceptionGroup as _GROUP
-from softmax_oracle.engine.results import ClaimResult, Counterexample
+from softmax_oracle.engine.results import ClaimResult, Counterexample, WiderBudget
 from softmax_oracle.oracle.compare import Refuted
 from softmax_oracle.oracle.dtypes import DType, get_dtype
 from softmax_oracle.oracle.tolerance import Model
-from softmax_oracle.spec.claims import Claim, Inputs
+from softmax_oracle.spec.checks.common import Differs
+from softmax_oracle.spec.claims import Claim, Inputs, get_claim
 from softmax_oracle.targets import Target
 
 __all__ = ["DATABASE_DIR", "applicable", "env_for", "make_env", "probe_flush", "reproduce_command",
@@ -65,6 +86,89 @@ class _Search:
     worst_example: dict[str, Any] | None = None
     max_ulps: float = 0.0
     internal: str = ""
+    judged: int = 0  # examples the check judged (not skipped)
+    uninformative: int = 0  # judged examples on which every budget was at least its quantity
+    skipped: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)  # by function
+    differs: Counterexample | None = None  # the first example that follows the alternative
+    differs_example: dict[str, Any] | None = None
+    shrinking_differs: bool = False  # the second search: an alternative example fails it
+    last_differs: bool = False  # last_failure follows the alternative convention
+    wider_examples: int = 0
+    wider_ratio: float = 0.0
+    wider_worst: Counterexample | None = None
+
+    def skip(self, e: TargetRaised) -> None:
+        n, first = self.skipped.get(e.fname, (0, e.problem))
+        self.skipped[e.fname] = (n + 1, first)
+
+    def skip_note(self) -> str:
+        """N of M examples skipped, and why (each function's first exception)."""
+        if not self.skipped:
+            return ""
+        n = sum(k for k, _ in self.skipped.values())
+        why = "; ".join(f"{_first_line(first)} (judged under {returns_claim(fname)})"
+                        for fname, (_, first) in self.skipped.items())
+        return f"{n} of {self.calls} examples skipped: {why}"
+
+    def settled(self, claim: Claim) -> str:
+        """The verdict of a search that found no counterexample."""
+        if not self.judged:
+            return "unjudged" if self.skipped else "verified"
+        if claim.kind == "convention":
+            return "differs" if self.differs is not None else "follows"
+        return "uninformative" if self.uninformative == self.judged else "verified"
+
+
+def _first_line(text: str, width: int = 240) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+#: The dtype a wider algorithm computes in, for inputs of a narrow dtype (ClaimResult.wider).
+WIDER = {"float16": "float32", "bfloat16": "float32"}
+
+
+def _wider_models(env: Env) -> tuple[str, Model, Model] | None:
+    """The stable and accurate models of an algorithm that computes the single-kernel functions
+    in float32 and rounds once, for float16 and bfloat16 inputs; None if the target declares
+    that already (its own budgets are those) or the dtype is not narrow."""
+    name = WIDER.get(env.dtype.name)
+    if name is None or 0 < env.stable.uc < env.dtype.u:
+        return None
+    wide, flushes = get_dtype(name), env.stable.flushes
+    return (name, Model.for_target(env.dtype, "stable", flushes=flushes, compute=wide),
+            Model.for_target(env.dtype, "accurate", flushes=flushes, compute=wide))
+
+
+def _recheck(claim: Claim, env: Env, ex: dict[str, Any],
+             models: tuple[Model, Model]) -> float | None:
+    """The check once more under the wider models (it calls the target again): the ratio (above
+    1 where the wider budget is exceeded), or None when the wider budgets say nothing either
+    (functions they do not apply to) or the target raised this time."""
+    saved = env.stable, env.accurate, env.max_ulps
+    env.stable, env.accurate = models
+    env.informative = env.vacuous = False
+    try:
+        with np.errstate(all="ignore"):
+            ratio = claim.check(env, ex)
+        informative = env.informative
+    except TargetRaised:
+        return None
+    except Refuted as r:  # over the wider budget: that says something
+        ratio, informative = (math.inf if math.isnan(r.ratio) else r.ratio), True
+    finally:
+        env.stable, env.accurate, env.max_ulps = saved
+        env.informative, env.vacuous = False, True  # as the native check left them
+    return ratio if informative else None
+
+
+def _judged_elsewhere(fname: str) -> bool:
+    """Is there a claim that judges exceptions of this function (so that others skip them)?"""
+    try:
+        get_claim(returns_claim(fname))
+    except KeyError:
+        return False
+    return True
 
 
 #: The functions the flush probe looks through, in the order it tries them: exp and softmax,
@@ -174,21 +278,32 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
         return ClaimResult(**base, verdict="error",
                            reason=f"building the inputs failed: {type(e).__name__}: {e}")
     state = _Search()
+    wider = _wider_models(env) if claim.kind != "convention" else None
 
     def test(ex: dict[str, Any]) -> None:
         state.calls += 1
         snapshot = {k: (v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v))
                     for k, v in ex.items()}
-        env.max_ulps = 0.0
+        env.start_example()
         if env.monitor is not None:
             env.monitor.example(snapshot)
         try:
             with np.errstate(all="ignore"):
                 ratio = claim.check(env, ex)
         except Refuted as r:
+            if isinstance(r, TargetRaised) and _judged_elsewhere(r.fname):
+                state.skip(r)  # judged once, under returns_on_valid_input
+                return
+            state.judged += 1
+            if isinstance(r, Differs) and not state.shrinking_differs:
+                if state.differs is None:  # recorded; the search goes on for refutations
+                    state.differs = Counterexample.from_example(snapshot, r.problem, math.inf)
+                    state.differs_example = snapshot
+                return
             ratio = r.ratio if not math.isnan(r.ratio) else math.inf
             cex = Counterexample.from_example(snapshot, r.problem, ratio)
             state.last_failure, state.last_example = cex, snapshot
+            state.last_differs = isinstance(r, Differs)
             if state.worst is None or not state.worst.problem or ratio >= state.worst_ratio:
                 state.worst_ratio, state.worst = max(ratio, state.worst_ratio), cex
                 state.worst_example = snapshot
@@ -197,6 +312,15 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
         except Exception as e:
             state.internal = "".join(traceback.format_exception(type(e), e, e.__traceback__))
             raise _KitError(f"{type(e).__name__}: {e}") from e
+        state.judged += 1
+        if env.uninformative:
+            state.uninformative += 1
+            wide = _recheck(claim, env, ex, wider[1:]) if wider is not None else None
+            if wide is not None:
+                state.wider_examples += 1
+                if state.wider_worst is None or wide > state.wider_ratio:
+                    state.wider_ratio = wide
+                    state.wider_worst = Counterexample.from_example(snapshot, "", wide)
         state.max_ulps = max(state.max_ulps, env.max_ulps)
         if ratio > state.worst_ratio or state.worst is None:
             state.worst_ratio = ratio
@@ -220,28 +344,24 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
     # per claim, target, dtype and level (as pytest's parametrize does).
     test._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]
 
-    verdict, reason = "verified", ""
-    try:
-        with _same_examples_in_every_process():
-            wrapped()
-    except Refuted:
-        verdict = "refuted"
-    except _KitError as e:
-        verdict, reason = "error", f"internal error in softmax-oracle: {e}\n{state.internal}"
-    except (HypothesisException, _GROUP) as e:  # e.g. Flaky: failed, then passed
-        if state.last_failure is not None:
-            verdict = "refuted"
-            reason = (f"the failure did not reproduce on replay ({type(e).__name__}): the "
-                      f"target may be nondeterministic")
-        else:
-            verdict, reason = "error", f"{type(e).__name__}: {e}"
-    except Exception as e:  # generating the inputs failed: the kit's bug, reported, not raised
-        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        verdict = "error"
-        reason = f"internal error in softmax-oracle: {type(e).__name__}: {e}\n{tb}"
-    shrunk, worst = (state.last_failure if verdict == "refuted" else None), state.worst
+    verdict, reason = _search(wrapped, state)
+    if verdict == "verified" and state.differs is not None:
+        # Only the alternative convention turned up: search again, now failing on it, so that
+        # Hypothesis shrinks an example of it (or slips to a refutation it finds on the way).
+        state.shrinking_differs, state.last_failure = True, None
+        verdict, reason = _search(wrapped, state)
+        if verdict == "verified" or (verdict == "refuted" and state.last_differs):
+            verdict = "differs"
+            if state.last_failure is None:  # it did not come back: the first one seen
+                state.last_failure, state.last_example = state.differs, state.differs_example
+    if verdict == "verified":
+        verdict = state.settled(claim)
+    if not reason:
+        reason = state.skip_note()
+    shown = verdict in ("refuted", "differs")
+    shrunk, worst = (state.last_failure if shown else None), state.worst
     reproduce = (reproduce_command(target_name, claim, dtype, level, profile.name, seed)
-                 if verdict == "refuted" else "")
+                 if shown else "")
     if shrunk is not None:  # the whole inputs, for `softmax-oracle replay`
         meta = dict(claim_id=claim.id, target=target_name, dtype=dtype.name, level=level,
                     seed=seed, reproduce=reproduce)
@@ -251,7 +371,30 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
     return ClaimResult(
         **base, verdict=verdict, examples=state.calls, seconds=time.perf_counter() - start,
         reason=reason, max_ratio=state.worst_ratio, max_ulps=state.max_ulps, shrunk=shrunk,
-        worst=worst, reproduce=reproduce)
+        worst=worst, reproduce=reproduce, uninformative=state.uninformative,
+        skipped=sum(n for n, _ in state.skipped.values()),
+        wider=WiderBudget(wider[0], state.wider_examples, state.wider_ratio, state.wider_worst)
+        if wider is not None and state.wider_examples else None)
+
+
+def _search(wrapped: Any, state: _Search) -> tuple[str, str]:
+    """Run the Hypothesis search: (verdict, reason), "verified" if nothing failed."""
+    try:
+        with _same_examples_in_every_process():
+            wrapped()
+    except Refuted:
+        return "refuted", ""
+    except _KitError as e:
+        return "error", f"internal error in softmax-oracle: {e}\n{state.internal}"
+    except (HypothesisException, _GROUP) as e:  # e.g. Flaky: failed, then passed
+        if state.last_failure is not None:
+            return "refuted", (f"the failure did not reproduce on replay ({type(e).__name__}): "
+                               f"the target may be nondeterministic")
+        return "error", f"{type(e).__name__}: {e}"
+    except Exception as e:  # generating the inputs failed: the kit's bug, reported, not raised
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        return "error", f"internal error in softmax-oracle: {type(e).__name__}: {e}\n{tb}"
+    return "verified", ""
 
 
 @contextlib.contextmanager

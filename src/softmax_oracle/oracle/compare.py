@@ -27,7 +27,7 @@ from softmax_oracle.oracle.dtypes import DType, round_to
 from softmax_oracle.oracle.exact import MPF, Bounds, Certified, concat
 from softmax_oracle.oracle.intervals import _F64, _LD
 
-__all__ = ["Assessment", "Refuted", "assess", "concat", "distinct", "index_labeler"]
+__all__ = ["Assessment", "Refuted", "assess", "concat", "distinct", "index_labeler", "informs"]
 
 #: Enclosures narrower than this fraction of the budget give the ratio directly.
 RATIO_PRECISION = 2.0**-8
@@ -330,6 +330,51 @@ def _assess_fast(flat: np.ndarray, refs: Certified, tols: Certified, rb: Bounds,
     problem = _problem(flat[pos], refs[pos], err, tols[pos], ratio, label(pos), bad, flat.size,
                        what)
     return Assessment(ratio, bad, flat.size, problem, max_ulps)
+
+
+def informs(refs: Sequence[MPF], tols: Sequence[MPF]) -> bool | None:
+    """Do the budgets say something? True if some budget is below the magnitude of its
+    reference; False if none is but some is at least it (vacuous: every value between 0 and
+    twice the reference passes there, so the comparison cannot tell a right value from one off
+    by 100%); None if no reference counts. Only references that are finite and not zero count:
+    a zero or infinite reference is held to a floor or matched exactly, which says nothing about
+    accuracy either way.
+
+    Decided on the enclosures where they are narrow enough, else in mpmath, and only until the
+    first informative element (docs/tolerances.md, "Uninformative budgets")."""
+    rb = refs.bounds if isinstance(refs, Certified) else None
+    tb = tols.bounds if isinstance(tols, Certified) else None
+    if rb is None or tb is None:
+        candidates: Any = range(len(refs))
+        vacuous = False
+    else:
+        W = np.result_type(rb[0].dtype, tb[0].dtype)
+        f = _F64 if W.type is np.float64 else _LD
+        g, tiny = f.grow - 1, 16 * f.eta
+        with np.errstate(all="ignore"):
+            R, Er = np.abs(np.asarray(rb[0], dtype=W)), np.asarray(rb[1], dtype=W)
+            low = np.abs(np.asarray(rb[2], dtype=W)) if rb[2] is not None else W.type(0)
+            T, Et = np.asarray(tb[0], dtype=W), np.asarray(tb[1], dtype=W)
+            a_hi = (R + low + Er) * f.grow + tiny
+            a_lo = R - low - Er - g * (R + low + Er) - tiny
+            t_hi = (T + Et) * f.grow + tiny
+            t_lo = T - Et - g * (T + Et) - tiny
+            # comparisons with NaN are false: a NaN or infinite radius decides nothing
+            counts = a_lo > 0
+            if np.any(counts & (t_hi < a_lo)):
+                return True
+            vacuous = bool(np.any(counts & (t_lo >= a_hi) & np.isfinite(a_hi)))
+            neutral = ((R == 0) & (Er == 0) & (low == 0)) | (np.isinf(R) & (Er == 0))
+            sure = (counts & (t_lo >= a_hi) & np.isfinite(a_hi)) | neutral
+        candidates = (int(i) for i in np.flatnonzero(~sure))
+    for i in candidates:
+        ref, tol = refs[i], tols[i]
+        if ref == 0 or not ref.context.isfinite(ref):
+            continue
+        if tol < abs(ref):
+            return True
+        vacuous = True
+    return False if vacuous else None
 
 
 def _ratio(c: float, ref: MPF, tol: MPF, dtype: DType) -> tuple[float, MPF | None]:

@@ -130,12 +130,13 @@ def _ratio(r: dict[str, Any]) -> float:
 
 
 def _as_expected(r: dict[str, Any]) -> bool:
+    """``ClaimResult.as_expected`` on a JSON record."""
     v = r["verdict"]
-    if v == "not_applicable":
-        return True
     if v == "error":
         return False
-    return (v == "verified") == (r.get("expected", "holds") == "holds")
+    if v in ("verified", "uninformative", "refuted"):
+        return (v != "refuted") == (r.get("expected", "holds") == "holds")
+    return True  # unjudged, a convention followed or not, not applicable
 
 
 def _problem(r: dict[str, Any]) -> str:
@@ -184,6 +185,9 @@ def compare(old: dict[str, Any], new: dict[str, Any], *, factor: float = 2.0,
                 what = "no longer refuted"
             else:
                 what = {"refuted": "now refuted", "verified": "now verified",
+                        "uninformative": "now uninformative", "unjudged": "now unjudged",
+                        "follows": "now follows the convention",
+                        "differs": "now follows the other convention",
                         "error": "now an error", "not_applicable": "now n/a"}.get(nv, nv)
             change = Change(target, dtype, cid, what,
                             f"was {ov}" + (f"; {_problem(n)}" if _problem(n) else ""))

@@ -17,23 +17,32 @@ from softmax_oracle.report.views import (
     anchor,
     claim_of,
     columns,
+    conventions,
     count_phrases,
     counts,
     fmt_ratio,
     fmt_seconds,
     fmt_ulps,
     groups,
+    note,
+    qualified,
     refutations,
+    skip_groups,
+    skipped_names,
     status,
 )
 
 __all__ = ["formula", "render"]
 
-SYMBOL = {"verified": "✓", "refuted": "✗", "expected_refuted": "✗", "unexpected_verified": "?",
+SYMBOL = {"verified": "✓", "uninformative": "○", "refuted": "✗", "expected_refuted": "✗",
+          "unexpected_verified": "?", "unjudged": "⊘", "follows": "=", "differs": "≠",
           "not_applicable": "·", "error": "!"}
 LABEL = {"verified": "verified", "refuted": "refuted",
+         "uninformative": "uninformative: every budget at least the quantity it bounds",
          "expected_refuted": "refuted, as the seed audit expects",
          "unexpected_verified": "expected to be refuted, but no counterexample found",
+         "unjudged": "unjudged: the target raised on every example",
+         "follows": "follows the stated convention", "differs": "follows another convention",
          "not_applicable": "not applicable", "error": "error"}
 
 _CSS = """
@@ -74,6 +83,8 @@ nav a { margin-right: 14px; }
 .bar .expected_refuted { background: var(--exp); }
 .bar .unexpected_verified { background: #d4a72c; }
 .bar .not_applicable { background: #d0d7de; } .bar .error { background: #bf8700; }
+.bar .uninformative, .bar .unjudged { background: #afb8c1; }
+.bar .follows, .bar .differs { background: #54aeff; }
 .skipped { color: var(--muted); font-size: 13px; }
 table { border-collapse: collapse; }
 .matrix-wrap { display: flex; flex-wrap: wrap; gap: 16px 32px; align-items: flex-start; }
@@ -106,6 +117,8 @@ table.matrix { font-size: 12px; }
 .s-unexpected_verified { background: var(--err-bg); color: var(--err); }
 .s-not_applicable { background: var(--na-bg); color: var(--na); font-weight: normal; }
 .s-error { background: var(--err-bg); color: var(--err); }
+.s-uninformative, .s-unjudged { background: var(--na-bg); color: var(--muted); }
+.s-follows, .s-differs { background: #ddf4ff; color: #0969da; }
 table.data { font-size: 13px; width: 100%; }
 table.data th, table.data td { border-bottom: 1px solid var(--line); padding: 5px 8px;
   text-align: left; vertical-align: top; }
@@ -165,9 +178,12 @@ def _first_line(text: str, width: int = 140) -> str:
 
 def _cell_title(r: ClaimResult) -> str:
     s = status(r)
-    if s in ("verified", "unexpected_verified"):
+    if s in ("verified", "unexpected_verified", "uninformative"):
+        more = f"; {note(r)}" if note(r) else ""
         return (f"{LABEL[s]}: no counterexample in {r.examples} examples (seed {r.seed}); "
-                f"worst error {fmt_ratio(r.max_ratio)} of the budget")
+                f"worst error {fmt_ratio(r.max_ratio)} of the budget{more}")
+    if s in ("unjudged", "follows", "differs"):
+        return note(r)
     if s in ("refuted", "expected_refuted"):
         problem = r.shrunk.problem if r.shrunk is not None else r.reason
         return f"{LABEL[s]} ({r.examples} examples, seed {r.seed}): {_first_line(problem)}"
@@ -184,6 +200,9 @@ def _short_dtype(dt: str) -> str:
 #: The colour class of each count in the page's header.
 _COUNT_CLASS = {"verified": "ok", "refuted": "bad", "expected_refuted": "exp",
                 "unexpected_verified": "err", "error": "err"}
+#: The statuses in the order the page lists them.
+_ORDER = ("verified", "uninformative", "expected_refuted", "refuted", "unexpected_verified",
+          "unjudged", "follows", "differs", "error", "not_applicable")
 
 
 def _marked(key: str, n: int) -> str:
@@ -201,15 +220,15 @@ def _header(data: ReportData) -> str:
             f"{_e(data.kit_version)} · {_e(data.generated)}")
     nav = ("<nav><a href='#summary'>Summary</a><a href='#seed-audit'>Seed audit</a>"
            "<a href='#accuracy'>Accuracy</a><a href='#plots'>Plots</a>"
-           f"<a href='#refutations'>Refutations ({n_ref})</a><a href='#run'>What was run</a>"
+           f"<a href='#refutations'>Refutations ({n_ref})</a><a href='#rests-on'>Conventions "
+           "and what the verdicts rest on</a><a href='#run'>What was run</a>"
            "<a href='#claims'>Claims</a></nav>")
     return (f"<h1>softmax-oracle report</h1><p class='meta'>{meta}</p>{nav}"
             f"<p class='headline'>{len(data.results)} claim results: {', '.join(parts)}.</p>")
 
 
 def _glance(data: ReportData) -> str:
-    order = ("verified", "expected_refuted", "refuted", "unexpected_verified", "error",
-             "not_applicable")
+    order = _ORDER
     cards = []
     for t in data.targets:
         rows = []
@@ -239,17 +258,16 @@ def _glance(data: ReportData) -> str:
 
 
 def _legend(data: ReportData) -> str:
-    keys = ("verified", "refuted", "expected_refuted", "unexpected_verified", "not_applicable",
-            "error")
     items = "".join(f"<li><span class='c s-{k}'>{SYMBOL[k]}</span>{LABEL[k]}</li>"
-                    for k in keys)
+                    for k in _ORDER)
     return (f"<aside class='legend'><ul>{items}</ul>"
             "<p><b>Verified</b> means no counterexample in the examples run (seed "
             f"{data.seed}), nothing more. Hover a cell for its examples, its worst error and "
             "its problem; click ✗ or ! for the counterexample and the command that reproduces "
             "it.</p><p>Rows are grouped by function. <i>contract</i>: the plug-in protocol "
             "(no mutation, shapes, axes, determinism). <i>math</i>: a statement about the "
-            "mathematics itself, checked by the oracle on the reference only. Not applicable: "
+            "mathematics itself, checked by the oracle on the reference only. <i>convention</i>: "
+            "which legitimate convention the target follows, never a bug. Not applicable: "
             "the target lacks the function or the dtype.</p></aside>")
 
 
@@ -289,7 +307,8 @@ def _matrix(data: ReportData) -> str:
                     continue
                 s = status(r)
                 sym = SYMBOL[s]
-                if s in ("refuted", "expected_refuted", "error", "unexpected_verified"):
+                if s in ("refuted", "expected_refuted", "error", "unexpected_verified",
+                         "differs"):
                     sym = f"<a href='#{anchor(r)}'>{sym}</a>"
                 cells.append(f"<td class='s-{s}{first}' title='{_e(_cell_title(r))}'>{sym}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
@@ -379,10 +398,10 @@ def _accuracy(data: ReportData) -> str:
                 if a is None:
                     tds.append("<td></td>")
                     continue
-                if a.verdict in ("not_applicable", "error"):
+                if a.verdict in ("not_applicable", "error", "unjudged"):
                     reason = a.result.reason if a.result is not None else ""
                     tds.append(f"<td class='cell s-{a.verdict}' title='{_e(_first_line(reason))}'"
-                               f">{'—' if a.verdict == 'not_applicable' else 'error'}</td>")
+                               f">{'—' if a.verdict == 'not_applicable' else a.verdict}</td>")
                     continue
                 where = ""
                 if a.worst is not None:
@@ -394,10 +413,11 @@ def _accuracy(data: ReportData) -> str:
                     tds.append(f"<td class='cell s-refuted' title='{_e(title)}'><a href='{link}'>"
                                f"<span class='ulps'>✗</span> <span class='ratio'>"
                                f"{fmt_ratio(a.max_ratio)}×</span></a></td>")
-                else:
-                    tds.append(f"<td class='cell' title='{_e(title)}'><span class='ulps'>"
-                               f"{fmt_ulps(a.max_ulps)}</span> <span class='ratio'>"
-                               f"({fmt_ratio(a.max_ratio)}×)</span></td>")
+                else:  # uninformative: marked, the numbers say little
+                    s = " s-uninformative" if a.verdict == "uninformative" else ""
+                    tds.append(f"<td class='cell{s}' title='{_e(title)}'><span class='ulps'>"
+                               f"{'○ ' if s else ''}{fmt_ulps(a.max_ulps)}</span> <span "
+                               f"class='ratio'>({fmt_ratio(a.max_ratio)}×)</span></td>")
             rows.append(f"<tr><th>{_e(fn)}</th>{''.join(tds)}</tr>")
         out.append(f"<h3>{_e(dt)}: largest error in ulps (and × budget)</h3>"
                    f"<table class='data acc'><thead><tr><th>function</th>{head}</tr></thead>"
@@ -405,7 +425,7 @@ def _accuracy(data: ReportData) -> str:
         worst_rows = []
         for (fn, t), a in sorted(mine.items(), key=lambda kv: (fns.index(kv[0][0]),
                                                                  ts.index(kv[0][1]))):
-            if a.worst is None or a.verdict not in ("verified", "refuted"):
+            if a.worst is None or a.verdict not in ("verified", "uninformative", "refuted"):
                 continue
             worst_rows.append(
                 f"<tr><td>{_e(fn)}</td><td>{_e(t)}</td><td class='num'>{fmt_ulps(a.max_ulps)}"
@@ -459,6 +479,36 @@ def _refutations(data: ReportData) -> str:
                 f"<div><p>{formula(r.claim_id)}</p><pre>{_e(format_refutation(r))}</pre></div>"
                 f"</details>")
     return "".join(out)
+
+
+def _rests_on(data: ReportData) -> str:
+    """The conventions (with an example of the other one), and the verdicts that rest on
+    uninformative or skipped examples."""
+    rows = [(r, f"{_e(note(r))}" + (f"<details class='ref' id='{anchor(r)}'><summary>example"
+                                    f"</summary><pre>{_e(format_refutation(r))}</pre></details>"
+                                    if r.shrunk is not None else ""))
+            for r in conventions(data)]
+    rows += [(r, _e(note(r))) for r in qualified(data.results) if r.uninformative
+             or r.verdict == "uninformative"]
+    skips = "".join(f"<li><b>{_e(where)}</b>: {_e(cause)}. {_e(skipped_names(rs))}</li>"
+                    for where, cause, rs in skip_groups(data.results))
+    if not rows and not skips:
+        return ("<p>No convention claims were run, and every verdict rests on all its examples "
+                "and on budgets below the quantities they bound.</p>")
+    body = "".join(f"<tr><td><b>{_e(r.claim_id)}</b></td><td>{_e(r.target)}</td>"
+                   f"<td>{_e(r.dtype)}</td><td><span class='badge s-{status(r)}'>"
+                   f"{SYMBOL[status(r)]} {_e(r.verdict)}</span></td><td>{text}</td></tr>"
+                   for r, text in rows)
+    return ("<p>Conventions: where the mathematics leaves a choice, which legitimate convention "
+            "each target follows; not a bug either way (a value that follows neither is a "
+            "refutation). Then the results whose budgets said nothing on some or all examples "
+            "(a budget at least the quantity it bounds passes any value from 0 to twice the "
+            "exact one; docs/tolerances.md, \"Uninformative budgets\"), and those with examples "
+            "skipped because the target raised (judged once, under "
+            "<code>&lt;function&gt;.returns_on_valid_input</code>).</p><table class='data'>"
+            "<thead><tr><th>claim</th><th>target</th><th>dtype</th><th>verdict</th>"
+            f"<th>what it rests on</th></tr></thead><tbody>{body}</tbody></table>"
+            + (f"<h3>Examples skipped</h3><ul>{skips}</ul>" if skips else ""))
 
 
 def _run(data: ReportData) -> str:
@@ -530,6 +580,7 @@ def render(data: ReportData, plots: dict[str, str]) -> str:
         ("accuracy", "Accuracy", _accuracy(data)),
         ("plots", "Plots", _plots(plots)),
         ("refutations", "Refutations", _refutations(data)),
+        ("rests-on", "Conventions, and what the verdicts rest on", _rests_on(data)),
         ("run", "What was run", _run(data)),
         ("claims", "Claims", _claims(data)),
     )

@@ -18,20 +18,26 @@ from softmax_oracle.report.views import (
     accuracy,
     claim_of,
     columns,
+    conventions,
     count_phrases,
     counts,
     fmt_ratio,
     fmt_seconds,
     fmt_ulps,
     groups,
+    note,
+    qualified,
     refutations,
+    skip_groups,
+    skipped_names,
     status,
 )
 
 __all__ = ["render"]
 
-SYMBOL = {"verified": "✓", "refuted": "✗", "expected_refuted": "✗ᵉ",
-          "unexpected_verified": "?", "not_applicable": "·", "error": "!"}
+SYMBOL = {"verified": "✓", "uninformative": "○", "refuted": "✗", "expected_refuted": "✗ᵉ",
+          "unexpected_verified": "?", "unjudged": "⊘", "follows": "=", "differs": "≠",
+          "not_applicable": "·", "error": "!"}
 
 
 def _text(text: object) -> str:
@@ -87,19 +93,24 @@ def _summary(data: ReportData) -> list[str]:
             if not rs:
                 continue
             k = counts(rs)
-            rows.append([_text(t.target), dt, str(k["verified"]), str(k["refuted"]),
-                         str(k["expected_refuted"]), str(k["not_applicable"]),
+            rows.append([_text(t.target), dt, str(k["verified"]), str(k["uninformative"]),
+                         str(k["refuted"]), str(k["expected_refuted"]), str(k["unjudged"]),
+                         f"{k['follows']} / {k['differs']}", str(k["not_applicable"]),
                          str(k["error"] + k["unexpected_verified"])])
-    out += _table(["target", "dtype", "verified", "refuted", "refuted as expected",
-                   "not applicable", "errors / unexpected"], rows, "llrrrrr")
+    out += _table(["target", "dtype", "verified", "uninformative", "refuted",
+                   "refuted as expected", "unjudged", "conventions followed / not",
+                   "not applicable", "errors / unexpected"], rows, "llrrrrrcrr")
     if data.skipped:
         out += ["", "Skipped targets:", ""]
         out += [f"- **{_text(s.target)}**: {_text(s.reason)}" for s in data.skipped]
     cols = columns(data)
     out += ["", "### Every claim", "",
-            "✓ verified (no counterexample in the examples run) · ✗ refuted · ✗ᵉ refuted, as the "
-            "seed audit expects · ? expected to be refuted, no counterexample found · "
-            "· not applicable · ! error", ""]
+            "✓ verified (no counterexample in the examples run) · ○ uninformative (no "
+            "counterexample, but every budget was at least the quantity it bounds) · ✗ refuted "
+            "· ✗ᵉ refuted, as the seed audit expects · ? expected to be refuted, no "
+            "counterexample found · ⊘ unjudged (the target raised on every example) · = follows "
+            "the stated convention · ≠ follows another convention · · not applicable · ! error",
+            ""]
     head = ["claim"] + [f"{_text(t)} {_short(dt)}" for t, dt in cols]
     rows = []
     for fn, ids in groups(data):
@@ -166,19 +177,20 @@ def _accuracy(data: ReportData) -> list[str]:
                 a = mine.get((fn, t))
                 if a is None or a.verdict == "not_applicable":
                     row.append("—")
-                elif a.verdict == "error":
-                    row.append("error")
+                elif a.verdict in ("error", "unjudged"):
+                    row.append(a.verdict)
                 elif a.verdict == "refuted":
                     row.append(f"✗ ({fmt_ratio(a.max_ratio)}×)")
-                else:
-                    row.append(f"{fmt_ulps(a.max_ulps)} ({fmt_ratio(a.max_ratio)}×)")
+                else:  # uninformative: marked, the numbers say little
+                    mark = "○ " if a.verdict == "uninformative" else ""
+                    row.append(f"{mark}{fmt_ulps(a.max_ulps)} ({fmt_ratio(a.max_ratio)}×)")
             rows.append(row)
         out += [f"#### {_text(dt)}", "",
                 *_table(["function", *map(_text, ts)], rows, "l" + "r" * len(ts)), ""]
         in_order = sorted(mine.values(), key=lambda a: (fns.index(a.function),
                                                         ts.index(a.target)))
         worst = [a for a in in_order if a.worst is not None
-                 and a.verdict in ("verified", "refuted") and a.max_ratio > 0]
+                 and a.verdict in ("verified", "uninformative", "refuted") and a.max_ratio > 0]
         if worst:
             out += [f"Worst inputs ({dt}):", ""]
             wrows = []
@@ -222,6 +234,44 @@ def _refutations(data: ReportData) -> list[str]:
         formula = f" {_math(claim.latex)}" if claim is not None else ""
         out += [f"#### {SYMBOL[status(r)]} {_code(r.claim_id)} · {_text(r.dtype)}", "",
                 formula.strip(), "", *_fence(format_refutation(r)), ""]
+    return out
+
+
+def _conventions(data: ReportData) -> list[str]:
+    rs = conventions(data)
+    if not rs:
+        return ["No convention claims were run."]
+    out = ["Where the mathematics leaves a choice, which of the legitimate conventions each target "
+           "follows: not a bug either way (a value that follows neither is a refutation).", ""]
+    rows = []
+    for r in rs:
+        where = ""
+        if r.shrunk is not None:
+            inputs = "; ".join(f"{k} = {v}" for k, v in r.shrunk.inputs.items())
+            where = f"{_text(r.shrunk.problem.splitlines()[0])}<br>{_code(inputs, table=True)}"
+        rows.append([_code(r.claim_id, table=True), _text(r.target), _text(r.dtype),
+                     f"{SYMBOL[r.verdict]} {_text(note(r))}", where])
+    return out + _table(["claim", "target", "dtype", "verdict", "example"], rows)
+
+
+def _rests_on(data: ReportData) -> list[str]:
+    rest = [r for r in qualified(data.results) if r.uninformative or r.verdict == "uninformative"]
+    groups_ = skip_groups(data.results)
+    if not rest and not groups_:
+        return ["Every verdict rests on all its examples, and on budgets below the quantities "
+                "they bound."]
+    out = ["Results whose budgets said nothing on some or all examples (a budget at least the "
+           "quantity it bounds passes any value from 0 to twice the exact one; see "
+           "docs/tolerances.md, \"Uninformative budgets\"), and examples skipped because the "
+           "target raised (judged once, under `<function>.returns_on_valid_input`).", ""]
+    if rest:
+        out += _table(["claim", "target", "dtype", "verdict", "what it rests on"],
+                      [[_code(r.claim_id, table=True), _text(r.target), _text(r.dtype),
+                        f"{SYMBOL[status(r)]} {r.verdict}", _text(note(r))] for r in rest])
+        out.append("")
+    for where, cause, rs in groups_:
+        out += [f"- **Examples skipped** ({_text(where)}): {_text(cause)}. "
+                f"{_text(skipped_names(rs))}"]
     return out
 
 
@@ -281,7 +331,8 @@ def render(data: ReportData, plot_names: Sequence[str] = ()) -> str:
                    f"softmax-oracle {data.kit_version}; generated {data.generated}."), ""]
     sections = [("Summary", _summary(data)), ("Seed audit", _seed_audit(data)),
                 ("Accuracy", _accuracy(data)), ("Plots", _plots(plot_names)),
-                ("Refutations", _refutations(data)), ("What was run", _run(data)),
+                ("Refutations", _refutations(data)), ("Conventions", _conventions(data)),
+                ("What the verdicts rest on", _rests_on(data)), ("What was run", _run(data)),
                 ("Claims", _claims(data))]
     for title, body in sections:
         lines += [f"## {title}", "", *body, ""]

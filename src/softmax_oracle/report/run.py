@@ -34,6 +34,7 @@ from softmax_oracle.engine.check import (
     flush_notes,
     plan_claims,
     validate_dtypes,
+    validate_kinds,
     validate_run_options,
 )
 from softmax_oracle.engine.jobs import ClaimJob, Describe, TargetInfo, estimate_cost, here
@@ -44,7 +45,7 @@ from softmax_oracle.engine.search import versions
 from softmax_oracle.report import html, markdown, svg
 from softmax_oracle.report.files import check_writable_dir, write_atomic
 from softmax_oracle.report.views import DEFAULT_TARGETS, ReportData, Skipped, fmt_seconds
-from softmax_oracle.spec.claims import select
+from softmax_oracle.spec.claims import KINDS, select
 
 __all__ = ["Progress", "report_command", "run_report", "save_report", "write_report"]
 
@@ -97,8 +98,10 @@ def run_report(targets: Sequence[str] | None = None, *,
                jobs: int | None = None, timeout: float = 30.0, progress: bool | None = None,
                stream: TextIO | None = None, command: str = "",
                executor: str | Executor | None = None,
-               memory_limit: int | None = None) -> ReportData:
+               memory_limit: int | None = None,
+               kinds: Sequence[str] | str | None = None) -> ReportData:
     """Run every selected claim against every target and dtype; see the module docstring.
+    ``kinds`` limits the claims to these kinds (``spec.claims.KINDS``; default all).
 
     ``timeout`` is the deadline of each call of a target. ``progress``: None shows it only on a
     terminal (and not under CI). On Ctrl-C raises ``RunInterrupted`` whose ``report`` is the
@@ -109,9 +112,11 @@ def run_report(targets: Sequence[str] | None = None, *,
     dts = [d.name for d in dtypes_]
     workers = os.cpu_count() or 1 if jobs is None else jobs
     validate_run_options(timeout=timeout, jobs=workers)
-    chosen = select(claims, level=level, kinds=("numerical", "contract", "mathematics"))
+    only = validate_kinds(kinds)
+    chosen = select(claims, level=level, kinds=only or KINDS)
     if not chosen:
-        raise ValueError(f"--claim {claims!r} matches no claim at level {level!r}; "
+        kind = f" of kind {', '.join(only)}" if only else ""
+        raise ValueError(f"--claim {claims!r} matches no claim{kind} at level {level!r}; "
                          f"see `softmax-oracle claims`")
     names = list(dict.fromkeys(targets or DEFAULT_TARGETS))
     seed = choose_seed(prof, seed)
@@ -178,7 +183,7 @@ def run_report(targets: Sequence[str] | None = None, *,
         versions=vers, targets=tuple(reports), skipped=tuple(skipped), dtypes=tuple(dts),
         claims=claims, jobs=workers,
         command=command or report_command(targets, dts, level=level, claims=claims,
-                                          profile=prof.name, seed=seed),
+                                          profile=prof.name, seed=seed, kinds=only),
         complete=complete)
     if not complete:
         raise RunInterrupted(data)
@@ -186,7 +191,8 @@ def run_report(targets: Sequence[str] | None = None, *,
 
 
 def report_command(targets: Sequence[str] | None, dtypes: Sequence[str], *, level: str,
-                   claims: str | None, profile: str, seed: int) -> str:
+                   claims: str | None, profile: str, seed: int,
+                   kinds: Sequence[str] | None = None) -> str:
     """The command line that runs the same report again (same seed)."""
     parts = ["softmax-oracle", "report", *(targets or ())]
     parts += ["--dtype", ",".join(dtypes), "--profile", profile]
@@ -194,6 +200,8 @@ def report_command(targets: Sequence[str] | None, dtypes: Sequence[str], *, leve
         parts += ["--level", level]
     if claims:
         parts += ["--claim", claims]
+    if kinds:
+        parts += ["--kind", ",".join(kinds)]
     parts += ["--seed", str(seed)]
     return " ".join(shlex.quote(p) for p in parts)
 

@@ -30,8 +30,13 @@ __all__ = [
     "DEFAULT_TARGETS",
     "ReportData",
     "Skipped",
+    "conventions",
     "count_phrases",
     "load_results",
+    "note",
+    "qualified",
+    "skip_groups",
+    "skipped_names",
     "summary_text",
 ]
 
@@ -155,14 +160,90 @@ def load_results(path: str | os.PathLike[str]) -> ReportData:
 
 
 def status(r: ClaimResult) -> str:
-    """One of: verified, refuted, expected_refuted (a seed statement refuted, as the audit
-    expects), unexpected_verified (expected to be refuted, no counterexample found),
-    not_applicable, error."""
+    """One of the keys of ``COUNT_WORDS``: a verdict (``engine.results.VERDICTS``), or
+    expected_refuted (a seed statement refuted, as the audit expects), or unexpected_verified
+    (expected to be refuted, no counterexample found)."""
     if r.verdict == "refuted":
         return "expected_refuted" if r.expected == "refuted" else "refuted"
-    if r.verdict == "verified" and r.expected == "refuted":
+    if r.verdict in ("verified", "uninformative") and r.expected == "refuted":
         return "unexpected_verified"
     return r.verdict
+
+
+def _wider_note(r: ClaimResult) -> str:
+    w = r.wider
+    if w is None:
+        return ""
+    verdict = ("within it" if w.max_ratio <= 1 else
+               f"over it: the target does not compute as an algorithm in {w.dtype} does")
+    return (f"; against the budget of computing in {w.dtype} and rounding once, "
+            f"{fmt_ratio(w.max_ratio)}× that budget at worst on {w.examples} of these "
+            f"examples ({verdict})")
+
+
+def note(r: ClaimResult) -> str:
+    """What a verdict rests on, in one line, where it is more than "no counterexample in N
+    examples": uninformative examples, skipped examples, a convention followed or not; empty
+    otherwise."""
+    judged = r.examples - r.skipped
+    claim = claim_of(r.claim_id)
+    if r.verdict == "follows":
+        stated = f", {claim.convention}" if claim is not None and claim.convention else ""
+        return f"follows the stated convention{stated}"
+    if r.verdict == "differs":
+        alt = claim.alternative if claim is not None and claim.alternative else "another one"
+        return f"differs: follows {alt}"
+    if r.verdict == "unjudged":
+        return f"unjudged: {r.reason}"
+    out = []
+    if r.verdict == "uninformative":
+        out.append(f"uninformative: on all {judged} examples judged, every budget was at least "
+                   f"the quantity it bounds (any value from 0 to twice the exact one passes)"
+                   f"{_wider_note(r)}")
+    elif r.uninformative and r.verdict == "verified":
+        out.append(f"{r.uninformative} of the {judged} examples judged were uninformative "
+                   f"(every budget at least the quantity it bounds){_wider_note(r)}")
+    if r.skipped and r.verdict not in ("error", "unjudged"):
+        out.append(r.reason)
+    return "; ".join(out)
+
+
+def qualified(results: Iterable[ClaimResult]) -> list[ClaimResult]:
+    """The results whose verdict rests on fewer examples than it seems: uninformative or
+    unjudged, or verified or refuted with uninformative or skipped examples."""
+    return [r for r in results if r.verdict in ("uninformative", "unjudged")
+            or (r.verdict in ("verified", "refuted") and (r.uninformative or r.skipped))]
+
+
+def skip_groups(results: Iterable[ClaimResult]) -> list[tuple[str, str, list[ClaimResult]]]:
+    """The results with skipped examples (unjudged ones included) by (target, dtype) and cause,
+    the exception that made them skip, in order: one exception is said once."""
+    groups_: dict[tuple[str, str, str], list[ClaimResult]] = {}
+    for r in results:
+        if r.skipped and r.verdict != "error":
+            cause = r.reason.partition("examples skipped: ")[2] or r.reason
+            groups_.setdefault((r.target, r.dtype, cause), []).append(r)
+    return [(f"{t}, {dt}", cause, rs) for (t, dt, cause), rs in groups_.items()]
+
+
+def skipped_names(rs: Iterable[ClaimResult]) -> str:
+    """The claims of a ``skip_groups`` group: the unjudged ones, then how many examples each of
+    the others skipped."""
+    rs = list(rs)
+    parts = []
+    unjudged = [r.claim_id for r in rs if r.verdict == "unjudged"]
+    if unjudged:
+        parts.append("unjudged (every example skipped): " + ", ".join(unjudged))
+    partly = [f"{r.claim_id} ({r.verdict}; {r.skipped} of {r.examples} skipped)"
+              for r in rs if r.verdict != "unjudged"]
+    if partly:
+        parts.append("judged on the other examples: " + ", ".join(partly))
+    return "; ".join(parts)
+
+
+def conventions(data: ReportData) -> list[ClaimResult]:
+    """Every result of a convention claim (follows or differs), in run order."""
+    return [r for r in data.results if r.verdict in ("follows", "differs")]
 
 
 def columns(data: ReportData) -> list[tuple[str, str]]:
@@ -202,7 +283,7 @@ class Accuracy:
     function: str
     target: str
     dtype: str
-    verdict: str  # "verified", "refuted", "error", "not_applicable"
+    verdict: str  # "verified", "uninformative", "refuted", "unjudged", "error", "not_applicable"
     max_ulps: float
     max_ratio: float
     examples: int
@@ -220,14 +301,19 @@ def accuracy(data: ReportData) -> list[Accuracy]:
             rs = [r for cid in ids if (r := data.result(target, dtype, cid)) is not None]
             if not rs:
                 continue
-            run = [r for r in rs if r.verdict in ("verified", "refuted")]
+            run = [r for r in rs if r.verdict in ("verified", "uninformative", "refuted")]
             if not run:
-                verdict = "error" if any(r.verdict == "error" for r in rs) else "not_applicable"
-                out.append(Accuracy(fn, target, dtype, verdict, 0.0, 0.0, 0, rs[0].claim_id,
-                                    None, rs[0]))
+                verdict = next((v for v in ("error", "unjudged") if any(r.verdict == v
+                                                                        for r in rs)),
+                               "not_applicable")
+                why = next(r for r in rs if r.verdict == verdict) if verdict != \
+                    "not_applicable" else rs[0]
+                out.append(Accuracy(fn, target, dtype, verdict, 0.0, 0.0, 0, why.claim_id,
+                                    None, why))
                 continue
             worst = max(run, key=lambda r: (r.verdict == "refuted", r.max_ratio))
-            verdict = "refuted" if any(r.verdict == "refuted" for r in run) else "verified"
+            verdict = next(v for v in ("refuted", "verified", "uninformative")
+                           if any(r.verdict == v for r in run))
             out.append(Accuracy(fn, target, dtype, verdict, max(r.max_ulps for r in run),
                                 worst.max_ratio, sum(r.examples for r in run), worst.claim_id,
                                 worst.worst, worst))
@@ -284,8 +370,8 @@ def fmt_seconds(s: float) -> str:
 
 
 def counts(results: Iterable[ClaimResult]) -> dict[str, int]:
-    out = dict.fromkeys(("verified", "refuted", "expected_refuted", "unexpected_verified",
-                         "not_applicable", "error"), 0)
+    """How many results of each ``status`` (every key of ``COUNT_WORDS``)."""
+    out = dict.fromkeys((key for key, _ in COUNT_WORDS), 0)
     for r in results:
         out[status(r)] += 1
     return out
@@ -295,12 +381,17 @@ def counts(results: Iterable[ClaimResult]) -> dict[str, int]:
 
 
 #: How a report words its counts (keys of ``counts``), in the order it shows them; each is
-#: shown when not zero, verified and refuted always.
+#: shown when not zero, verified and refuted always. Uninformative and unjudged results are
+#: counted apart from the verified ones, conventions apart from the bugs.
 COUNT_WORDS: tuple[tuple[str, str], ...] = (
     ("verified", "verified"),
+    ("uninformative", "uninformative (every budget at least its quantity)"),
     ("refuted", "refuted"),
     ("expected_refuted", "seed statements refuted as the audit expects"),
     ("unexpected_verified", "seed statements not refuted"),
+    ("unjudged", "unjudged (the target raised on every example)"),
+    ("follows", "conventions followed"),
+    ("differs", "conventions not followed (another convention)"),
     ("not_applicable", "not applicable"),
     ("error", "errors"),
 )

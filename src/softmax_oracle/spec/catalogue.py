@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from softmax_oracle.spec.claims import CLAIMS, Claim
+from softmax_oracle.spec.claims import CLAIMS, KINDS, Claim
 
 __all__ = ["render_markdown"]
 
 _KIND_TITLES = {
     "numerical": "Numerical claims (the target against the mpmath oracle, within derived budgets)",
     "contract": "Contract claims (the plug-in protocol)",
+    "convention": "Conventions (which legitimate convention the target follows: "
+                  "\"follows\" or \"differs\", never a bug)",
     "mathematics": "The mathematics itself, and the seed audit (checked by the oracle alone)",
 }
 
@@ -33,6 +35,10 @@ def _row(c: Claim) -> str:
     statement = _cell(c.statement)
     if c.correct:
         statement += f"<br>**Correct:** {_cell(c.correct)}"
+    if c.convention:
+        statement += f"<br>**Follows:** {_cell(c.convention)}"
+    if c.alternative:
+        statement += f"<br>**Differs:** {_cell(c.alternative)}"
     pre = _cell("; ".join(c.preconditions)) or "—"
     return (f"| `{c.id}`{' (' + ', '.join(tags) + ')' if tags else ''} | {statement} | "
             f"${_cell(c.latex)}$ | {pre} | {needs} | {_cell(c.source)} |")
@@ -51,10 +57,12 @@ def render_markdown() -> str:
         "",
         f"{len(CLAIMS)} claims. Claims marked *level accurate* run only with "
         "`--level accurate`. Statements of the seed derivation that are false are marked "
-        "*expected refuted*: the audit passes when they are refuted.",
+        "*expected refuted*: the audit passes when they are refuted. A convention claim's "
+        "verdict is *follows* or *differs*: a target that follows the other convention is not "
+        "refuted.",
         "",
     ]
-    for kind in ("numerical", "contract", "mathematics"):
+    for kind in KINDS:
         claims = by_kind.get(kind, [])
         if not claims:
             continue

@@ -14,9 +14,18 @@ saying what, where and by how much.
 
 Kinds:
   numerical    compares the target's outputs with the mpmath oracle within derived budgets;
-  contract     the plug-in contract: no mutation, shape and dtype, axes and batches, determinism;
+  contract     the plug-in contract: returns (raises nothing) on valid inputs, no mutation, shape
+               and dtype, axes and batches, determinism;
+  convention   which of two legitimate conventions the target follows where the mathematics leaves
+               a choice (0 log 0 = 0, or 0 * (-inf) = NaN as most frameworks compute): the verdict
+               is "follows" or "differs" (the claim's ``alternative``), never a bug, unless the
+               value follows neither convention ("refuted");
   mathematics  a statement about the mathematics itself, checked by the oracle alone (the target
                is not involved); the seed audit lives here, with each statement's expected verdict.
+
+An exception the target raises on a valid input is judged once, by ``<function>.
+returns_on_valid_input`` (whose inputs are those of every claim on the function); the other claims
+skip that example and say how many they skipped (``engine.search``).
 """
 
 from __future__ import annotations
@@ -32,12 +41,14 @@ from softmax_oracle.spec.checks.contracts import (
     contract_axis,
     contract_deterministic,
     contract_no_mutation,
+    contract_returns,
     contract_shape_dtype,
 )
 from softmax_oracle.spec.checks.cross_entropy import (
     check_ce_finite,
     check_ce_gibbs,
     check_ce_lse,
+    check_ce_masked,
     check_ce_ref,
     check_grad_fd,
     check_grad_own_loss,
@@ -104,8 +115,14 @@ from softmax_oracle.spec.inputs import (
     with_shift,
     zero_targets_at_masks,
 )
+from softmax_oracle.targets.call import returns_claim
 
-__all__ = ["CLAIMS", "Claim", "Inputs", "get_claim", "select"]
+__all__ = ["CLAIMS", "KINDS", "TARGET_KINDS", "Claim", "Inputs", "get_claim", "select"]
+
+#: Every kind of claim, in catalogue order; and the kinds that judge a target (the mathematics
+#: claims run on the reference target only).
+KINDS = ("numerical", "contract", "convention", "mathematics")
+TARGET_KINDS = ("numerical", "contract", "convention")
 
 
 @dataclass(frozen=True)
@@ -121,9 +138,11 @@ class Claim:
     check: Check = field(repr=False)
     preconditions: tuple[str, ...] = ()
     level: str = "stable"  # "accurate": only run at --level accurate
-    kind: str = "numerical"  # "numerical" | "contract" | "mathematics"
+    kind: str = "numerical"  # one of KINDS
     expect: str = "holds"  # mathematics claims about the seed may be expected "refuted"
     correct: str = ""  # for refuted statements: the correct statement
+    convention: str = ""  # for conventions: the stated convention, briefly ("follows")
+    alternative: str = ""  # for conventions: the other legitimate convention ("differs")
     examples: float = 1.0  # share of the profile's max_examples
 
     @property
@@ -265,13 +284,16 @@ _NUMERIC: list[Claim] = [
           _SRC_STD, targets(kind="zero_where_underflow", masks=False),
           lambda env, ex: check_ce_ref(env, ex), (_PROB,)),
     Claim("cross_entropy.masked_logits",
-          "entries with z_j = -inf (masks) and n_j = 0 contribute nothing: 0 log 0 = 0, not "
-          "0 * (-inf) = NaN",
+          "entries with z_j = -inf (masks) and n_j = 0 contribute nothing: 0 log 0 = 0 "
+          "(the rest within the stable budget)",
           r"z_j = -\infty,\ n_j = 0 \Rightarrow \text{no contribution}", ("cross_entropy",),
-          _SRC_STD, lambda dt, inp: with_mask(dt, inp).flatmap(
+          "the limit n log n -> 0; PyTorch, JAX and optax compute 0 * (-inf) = NaN instead",
+          lambda dt, inp: with_mask(dt, inp).flatmap(
               lambda ex: zero_targets_at_masks(dt, ex)),
-          lambda env, ex: check_ce_ref(env, ex), ("targets n >= 0, zero where z = -inf",),
-          level="accurate"),
+          check_ce_masked, ("targets n >= 0, zero where z = -inf",), kind="convention",
+          convention="0 log 0 = 0: a zero target at a masked logit contributes nothing",
+          alternative="0 * (-inf) = NaN: the zero target times the masked logit's "
+                      "log-probability"),
     Claim("cross_entropy.finite",
           "cross-entropy is finite for finite logits wherever the exact value is representable",
           r"C \in \mathbb{F} \Rightarrow \hat C \in \mathbb{F}", ("cross_entropy",), _SRC_STD,
@@ -325,11 +347,31 @@ _NUMERIC: list[Claim] = [
 ]
 
 
+def _valid_inputs(fname: str) -> Callable[[DType, Inputs], st.SearchStrategy[Example]]:
+    """The inputs of every other claim on ``fname``: whatever the specification judges is a
+    valid input (read when a run starts, so that claims added later count too). The plain
+    inputs of ``fname`` come first, where Hypothesis shrinks to."""
+
+    def strategy(dt: DType, inp: Inputs) -> st.SearchStrategy[Example]:
+        return st.one_of(inputs_for(fname)(dt, inp),
+                         *(c.strategy(dt, inp) for c in CLAIMS
+                           if fname in c.needs and c.id != returns_claim(fname)))
+
+    return strategy
+
+
 def _contract_claims() -> list[Claim]:
     out = []
     for fname in ("softmax", "log_softmax", "logsumexp", "softmax_vjp", "cross_entropy",
                   "cross_entropy_grad", "dense_grads"):
         strat = inputs_for(fname)
+        out.append(Claim(returns_claim(fname),
+                         f"{fname} returns, raising no exception, on every valid input (the "
+                         f"inputs of every claim on {fname}); the other claims skip an input "
+                         f"it raises on",
+                         r"\text{returns on every valid input}", (fname,), _SRC_CONTRACT,
+                         _valid_inputs(fname), contract_returns(fname), kind="contract",
+                         examples=0.5))
         out.append(Claim(f"{fname}.no_mutation", f"{fname} leaves its inputs unchanged",
                          r"\text{inputs unchanged}", (fname,), _SRC_CONTRACT, strat,
                          contract_no_mutation(fname), kind="contract", examples=0.25))
@@ -439,7 +481,7 @@ def get_claim(claim_id: str) -> Claim:
 
 
 def select(pattern: str | None = None, *, level: str = "stable",
-           kinds: Sequence[str] = ("numerical", "contract")) -> list[Claim]:
+           kinds: Sequence[str] = TARGET_KINDS) -> list[Claim]:
     """Claims matching a glob-like pattern (comma-separated; ``*`` wildcards; a bare prefix
     such as ``softmax`` selects ``softmax.*``), at or below the given level."""
     import fnmatch

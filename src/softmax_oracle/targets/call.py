@@ -1,9 +1,20 @@
 """Calling the implementation under test safely, and the environment a claim's check runs in.
 
 Every call goes through ``Env.call``: inputs are copied first and compared afterwards (mutation),
-exceptions become refutations that name the target's own frame, and outputs are converted to numpy
-at the boundary and checked for shape. Comparisons then happen in the kit's own code, never in the
-library being judged.
+outputs are converted to numpy at the boundary and checked for shape, and an exception the target
+raises becomes ``TargetRaised``, naming the target's own frame. Comparisons then happen in the
+kit's own code, never in the library being judged.
+
+An exception on a valid input is judged once per function, by the contract claim
+``<function>.returns_on_valid_input``; every other claim skips such an example, so that one input
+a framework refuses does not hide its numerics (``engine.search.run_claim`` counts the skips).
+Hangs, crashes, ``sys.exit``, mutated inputs and wrong shapes stay refutations (or errors) of
+whichever claim meets them.
+
+A check also tells the ``Env`` whether its budgets said anything (``Env.note``): a budget at least
+as large as the quantity it bounds (|sum - 1| <= 1.08 for a bfloat16 row of 64 equal logits) passes
+any value of the right sign, and an example on which every budget was such is *uninformative*
+(docs/tolerances.md, "Uninformative budgets").
 
 Before each call the global random generators (``random``, numpy's legacy ``np.random`` and, when
 imported, torch's) are seeded from the run's seed and a call counter: every call sees another
@@ -40,11 +51,30 @@ from softmax_oracle.oracle.reference import RowRef, row_refs
 from softmax_oracle.oracle.tolerance import Model
 from softmax_oracle.targets import PROTOCOL, Target
 
-__all__ = ["Env", "Monitor", "TargetTimeout", "seed_global_generators"]
+__all__ = ["Env", "Monitor", "TargetRaised", "TargetTimeout", "returns_claim",
+           "seed_global_generators"]
 
 
 class TargetTimeout(BaseException):
     """The target did not return within the per-call deadline (in-process runs only)."""
+
+
+def returns_claim(fname: str) -> str:
+    """The id of the claim that judges exceptions of a protocol function on valid inputs."""
+    return f"{fname}.returns_on_valid_input"
+
+
+class TargetRaised(Refuted):
+    """The target raised an exception on a valid input (``problem`` says which, where).
+
+    Judged by ``returns_claim(fname)`` alone: the other claims skip the example."""
+
+    def __init__(self, fname: str, problem: str) -> None:
+        super().__init__(problem)
+        self.fname = fname
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TargetRaised, (self.fname, self.problem))
 
 
 class Monitor(Protocol):
@@ -140,6 +170,10 @@ class Env:
     accurate: Model
     timeout: float = 30.0
     max_ulps: float = 0.0  # largest error in ulps seen in the current example (for reports)
+    # In the current example: did some budget fall below the quantity it bounds (informative),
+    # and was some budget at least the quantity it bounds (vacuous)? See ``note``.
+    informative: bool = False
+    vacuous: bool = False
     monitor: Monitor | None = None
     rng_seed: int = 0
     calls: int = 0
@@ -148,6 +182,29 @@ class Env:
     @property
     def prec(self) -> int:
         return self.dtype.prec
+
+    def start_example(self) -> None:
+        """Forget what the previous example's checks noted."""
+        self.max_ulps = 0.0
+        self.informative = self.vacuous = False
+
+    def note(self, informs: bool | None) -> None:
+        """What one comparison's budgets said (``oracle.compare.informs``): True, some budget
+        was below the magnitude of the quantity it bounds; False, none was but some was at
+        least that magnitude (there any value between 0 and twice the quantity passes); None,
+        nothing either way."""
+        self.informative |= informs is True
+        self.vacuous |= informs is False
+
+    def bound(self, quantity: Any, budget: Any) -> None:
+        """``note`` for one budget and the nonzero, finite quantity it bounds."""
+        self.note(bool(budget < abs(quantity)))
+
+    @property
+    def uninformative(self) -> bool:
+        """Every budget the current example's check noted was at least the quantity it bounds:
+        the check could not have told a right value from one off by 100% or more."""
+        return self.vacuous and not self.informative
 
     def rows(self, z: np.ndarray, axis: int) -> list[RowRef]:
         """References for every row of z along axis (cached for the current example)."""
@@ -178,8 +235,8 @@ class Env:
         except SystemExit as e:
             raise Refuted(f"{fname} called sys.exit({e.code!r}){_where(e)}") from None
         except BaseException as e:
-            raise Refuted(f"{fname} raised {type(e).__name__}: {e}{_where(e)}"
-                          f"{_dtype_hint(e, self)}") from None
+            raise TargetRaised(fname, f"{fname} raised {type(e).__name__}: {e}{_where(e)}"
+                                      f"{_dtype_hint(e, self)}") from None
         finally:
             if self.monitor is not None:
                 self.monitor.returned()

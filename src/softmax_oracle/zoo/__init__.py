@@ -11,7 +11,9 @@ claim needs one: a gradient bug comes with a correct ``cross_entropy`` so that
 ``cross_entropy_grad.derivative_of_own_loss`` can run, and a log-softmax or loss bug with a correct
 ``logsumexp`` for ``log_softmax.equals_z_minus_lse`` and ``cross_entropy.lse_form``. The code is
 written the way these mistakes are written in practice; each function says in its docstring what
-goes wrong, and each member's ``description`` gives an input that shows it.
+goes wrong, and each member's ``description`` gives an input that shows it. ``CONVENTIONS``
+holds what looks like a bug but is a legitimate convention the specification does not state:
+the convention claims report it as "differs", not refuted.
 
 Use a member as a target with ``as_target``::
 
@@ -38,7 +40,7 @@ from softmax_oracle.zoo import (
 )
 from softmax_oracle.zoo._common import ZooMember, as_target
 
-__all__ = ["CONTROL", "ZOO", "ZooMember", "as_target"]
+__all__ = ["CONTROL", "CONVENTIONS", "ZOO", "ZooMember", "as_target"]
 
 ZOO: tuple[ZooMember, ...] = tuple(
     ZooMember(*entry)
@@ -46,6 +48,12 @@ ZOO: tuple[ZooMember, ...] = tuple(
                   _nondeterminism)
     for entry in group.ENTRIES
 )
+
+#: Not bugs: implementations that follow the other legitimate convention where the specification
+#: states one (0 * (-inf) = NaN rather than 0 log 0 = 0). Each must be reported as "differs" by the
+#: convention claims of its ``differs_by``, and refuted by none of them.
+CONVENTIONS: tuple[ZooMember, ...] = tuple(
+    ZooMember(*entry) for entry in _masks_and_targets.CONVENTIONS)
 
 #: The careful numpy implementation as a zoo entry: no claim may refute it.
 CONTROL = ZooMember(

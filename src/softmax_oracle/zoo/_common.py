@@ -17,7 +17,9 @@ class ZooMember:
 
     ``refuted_by`` lists claim ids of which at least one must refute the member when it is checked
     in ``dtype`` at ``level`` ("stable" or "accurate"); ``functions`` maps protocol names to the
-    member's implementations.
+    member's implementations. A member of ``zoo.CONVENTIONS`` is no bug: it follows the other
+    legitimate convention, and each convention claim in ``differs_by`` must say so ("differs")
+    without refuting it.
     """
 
     name: str
@@ -27,6 +29,7 @@ class ZooMember:
     refuted_by: tuple[str, ...]
     dtype: str = "float64"
     level: str = "stable"
+    differs_by: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "functions", types.MappingProxyType(dict(self.functions)))

@@ -109,11 +109,6 @@ ENTRIES: list[tuple[Any, ...]] = [
      "logsumexp([-inf, -inf]) is NaN instead of -inf.",
      {"logsumexp": _logsumexp_unguarded_shift},
      ("logsumexp.masked_entries",)),
-    ("ce_zero_times_inf", "masks",
-     "cross_entropy = -sum(n * log_softmax(z)) with an accurate log-softmax: a masked logit with "
-     "a zero target gives 0 * -inf = NaN (z = [0, -inf], n = [1, 0] gives NaN, exactly 0).",
-     {"cross_entropy": _cross_entropy_zero_times_inf},
-     ("cross_entropy.masked_logits",), "float64", "accurate"),
     # targets
     ("unnormalised_targets", "targets",
      "cross_entropy_grad = softmax(z) - n, right only when sum(n) = 1 (z = [0, 0], n = [2, 0] "
@@ -130,4 +125,15 @@ ENTRIES: list[tuple[Any, ...]] = [
      "cross_entropy returns the mean over the batch, a scalar, instead of one loss per row.",
      {"cross_entropy": _cross_entropy_batch_mean},
      ("cross_entropy.shape_and_dtype", "cross_entropy.axis_and_batch")),
+]
+
+#: Not bugs: implementations that follow the other legitimate convention where the specification
+#: states one (``zoo.CONVENTIONS``).
+CONVENTIONS: list[tuple[Any, ...]] = [
+    ("ce_zero_times_inf", "masks",
+     "cross_entropy = -sum(n * log_softmax(z)) with an accurate log-softmax: a masked logit with "
+     "a zero target gives 0 * -inf = NaN (z = [0, -inf], n = [1, 0] gives NaN; 0 log 0 = 0 gives "
+     "0), as PyTorch, JAX and optax compute.",
+     {"cross_entropy": _cross_entropy_zero_times_inf}, (), "float64", "stable",
+     ("cross_entropy.masked_logits",)),
 ]

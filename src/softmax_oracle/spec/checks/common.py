@@ -8,13 +8,20 @@ from typing import Any
 
 import numpy as np
 
-from softmax_oracle.oracle.compare import Refuted, assess, distinct, index_labeler
+from softmax_oracle.oracle.compare import Refuted, assess, distinct, index_labeler, informs
 from softmax_oracle.oracle.exact import MPF, concat, context, mp_vector, rows_of
 from softmax_oracle.oracle.reference import RowRef, row_ref_mp
 from softmax_oracle.spec.inputs import Example
 from softmax_oracle.targets.call import Env
 
 Check = Callable[[Env, Example], float]
+
+
+class Differs(Refuted):
+    """Raised by the check of a convention claim where the target follows the other legitimate
+    convention (the claim's ``alternative``, e.g. 0 * (-inf) = NaN rather than 0 log 0 = 0): not
+    a bug, and reported apart as "differs". A value that follows neither convention is
+    ``Refuted``."""
 
 
 def labeler(z: np.ndarray, axis: int, reduce: bool = False) -> Callable[[int], str]:
@@ -45,6 +52,7 @@ def per_element(env: Env, out: np.ndarray, z: np.ndarray, axis: int,
     a = assess(rows_of(out, axis), refs, tols, env.dtype, labeler(z, axis), what)
     env.max_ulps = max(env.max_ulps, a.max_ulps)
     a.raise_if_bad()
+    env.note(informs(refs, tols))
     return a.ratio
 
 
@@ -58,6 +66,7 @@ def per_row(env: Env, out: np.ndarray, z: np.ndarray, axis: int,
     a = assess(out.reshape(-1), refs, tols, env.dtype, labeler(z, axis, reduce=True), what)
     env.max_ulps = max(env.max_ulps, a.max_ulps)
     a.raise_if_bad()
+    env.note(informs(refs, tols))
     return a.ratio
 
 

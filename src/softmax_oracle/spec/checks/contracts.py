@@ -1,5 +1,5 @@
-"""The checks of the plug-in contract: inputs left unchanged, shape and dtype, axes and
-batches, determinism."""
+"""The checks of the plug-in contract: returns on valid inputs, inputs left unchanged, shape and
+dtype, axes and batches, determinism."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from softmax_oracle.oracle.compare import Refuted, assess
 from softmax_oracle.oracle.exact import MPF, context, rows_of
 from softmax_oracle.oracle.reference import RowRef
 from softmax_oracle.spec.checks.common import Check, Example, labeler, mp_rows
-from softmax_oracle.targets.call import Env
+from softmax_oracle.targets.call import Env, TargetRaised
 
 
 def _call_for(fname: str, env: Env, ex: Example, z: np.ndarray | None = None) -> Any:
@@ -26,6 +26,19 @@ def _call_for(fname: str, env: Env, ex: Example, z: np.ndarray | None = None) ->
     if fname == "softmax_vjp":
         return env.call_raw(fname, z, ex["v"], axis=axis)
     return env.call_raw(fname, z, ex["n"], axis=axis)
+
+
+def contract_returns(fname: str) -> Check:
+    """The one claim that judges an exception of ``fname`` on a valid input (the other claims
+    skip such an input)."""
+
+    def check(env: Env, ex: Example) -> float:
+        try:
+            _call_for(fname, env, ex)
+        except TargetRaised as e:
+            raise Refuted(e.problem) from None
+        return 0.0
+    return check
 
 
 def contract_no_mutation(fname: str) -> Check:

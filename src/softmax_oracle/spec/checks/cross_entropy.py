@@ -8,6 +8,7 @@ from softmax_oracle.oracle.compare import Refuted, assess
 from softmax_oracle.oracle.exact import MPF, rows_of
 from softmax_oracle.oracle.reference import row_ref
 from softmax_oracle.spec.checks.common import (
+    Differs,
     Example,
     at_most,
     ce_of,
@@ -28,6 +29,35 @@ def check_ce_ref(env: Env, ex: Example, accurate: bool = False) -> float:
     return per_row(env, out, z, axis, lambda r, i: r.cross_entropy(ns[i], certified=True),
                    lambda r, i: model.cross_entropy(r, ns[i], certified=True),
                    "cross_entropy (accurate)" if accurate else "cross_entropy")
+
+
+def check_ce_masked(env: Env, ex: Example) -> float:
+    """The convention 0 log 0 = 0 where a logit is masked (z_j = -inf) and its target is 0. A row
+    that is NaN there follows the other convention, 0 * (-inf) = NaN (``Differs``, once the other
+    rows are judged); every other row must match the reference within the stable budget."""
+    from softmax_oracle.oracle.dtypes import round_to
+
+    z, n, axis = ex["z"], ex["n"], ex["axis"]
+    out = env.call("cross_entropy", z, n, axis=axis)
+    ns = mp_rows(env, n, axis)
+    zero_at_mask = np.any(np.isneginf(rows_of(z, axis)) & (rows_of(n, axis) == 0), axis=-1)
+    nan_rows = np.flatnonzero(np.isnan(out.reshape(-1)) & zero_at_mask)
+    judged = out.reshape(-1).copy()
+    rows = env.rows(z, axis)
+    for k in nan_rows:  # compared as their correctly rounded values: they always pass
+        judged[k] = round_to(rows[k].cross_entropy(ns[k]), env.dtype)
+    ratio = per_row(env, judged.reshape(out.shape), z, axis,
+                    lambda r, i: r.cross_entropy(ns[i], certified=True),
+                    lambda r, i: env.stable.cross_entropy(r, ns[i], certified=True),
+                    "cross_entropy")
+    if nan_rows.size:
+        i = int(nan_rows[0])
+        exact = float(rows[i].cross_entropy(ns[i]))
+        raise Differs(f"{labeler(z, axis, reduce=True)(i)} = nan, but 0 log 0 = 0 gives "
+                      f"{exact!r}: the target evaluates the zero target at a masked logit as "
+                      f"0 * (-inf) = NaN ({nan_rows.size} of {int(zero_at_mask.sum())} rows with "
+                      f"such an entry)")
+    return ratio
 
 
 def check_ce_lse(env: Env, ex: Example) -> float:
