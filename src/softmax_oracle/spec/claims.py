@@ -74,6 +74,24 @@ from softmax_oracle.spec.checks.logsumexp import (
     check_lse_ref,
     check_lse_shift,
 )
+from softmax_oracle.spec.checks.loss import (
+    check_dense_fd as check_dense_own_fd,
+)
+from softmax_oracle.spec.checks.loss import (
+    check_fused_fd,
+    check_fused_is_linear_then_loss,
+    check_fused_ref,
+    check_ignored_rows_removable,
+    check_index_is_one_hot,
+    check_loss_ref,
+    check_mean_is_sum_over_d,
+    check_mean_of_nothing,
+    check_smoothing_is_mixed,
+    check_weight_scale,
+)
+from softmax_oracle.spec.checks.loss import (
+    check_grad_ref as check_loss_grad_ref,
+)
 from softmax_oracle.spec.checks.mathematics import (
     check_dense_fd,
     check_math_jacobian,
@@ -101,8 +119,11 @@ from softmax_oracle.spec.inputs import (
     empty_batch,
     focused,
     focused_targets,
+    fused,
     inputs_for,
     logits,
+    loss,
+    loss_scaled,
     math_dense,
     math_rows,
     small,
@@ -144,6 +165,9 @@ class Claim:
     convention: str = ""  # for conventions: the stated convention, briefly ("follows")
     alternative: str = ""  # for conventions: the other legitimate convention ("differs")
     examples: float = 1.0  # share of the profile's max_examples
+    #: what the loss API must support for the claim to apply: target forms ("index",
+    #: "probability"), reductions ("none", "sum", "mean") and options ("weight", ...)
+    requires: tuple[str, ...] = ()
 
     @property
     def function(self) -> str:
@@ -347,15 +371,122 @@ _NUMERIC: list[Claim] = [
 ]
 
 
+_SRC_TORCH = "PyTorch's CrossEntropyLoss semantics, checked against torch itself"
+_LOSS_DEF = ("ℓ_i = -Σ_j t_ij log softmax(z_i)_j with effective targets t_i = (1-ε) w_y e_y + "
+             "(ε/K) w (class index y; none for an ignored row) or w ⊙ ((1-ε) q_i + ε/K) "
+             "(probabilities q_i); reductions none, sum, and mean = sum / D (D = Σ w_y over rows "
+             "not ignored, or B for probabilities)")
+_FUSED = ("linear_cross_entropy",)
+
+_LOSS_API: list[Claim] = [
+    Claim("cross_entropy_loss.matches_reference",
+          "the loss (class indices or probabilities, weights, label smoothing, ignore_index, "
+          "each reduction) matches the exact loss within the stable budget: " + _LOSS_DEF,
+          r"|\hat L - L| \le \mathrm{tol}_{\mathrm{stable}}", ("cross_entropy_loss",),
+          _SRC_TORCH + "; docs/tolerances.md, The loss API", loss(vocab=True),
+          check_loss_ref()),
+    Claim("cross_entropy_loss.accurate",
+          "the loss is as accurate as accumulating in a wider format and rounding once: "
+          "log-probabilities and result each rounded to the dtype",
+          r"|\hat L - L| \le 2u|L| + \mathrm{tol}_{\mathrm{stable}}(u_{\mathrm{acc}})",
+          ("cross_entropy_loss",), "docs/tolerances.md, The loss API", loss(vocab=True),
+          check_loss_ref(accurate=True), level="accurate"),
+    Claim("cross_entropy_loss.index_is_one_hot",
+          "a class index y gives the same loss and gradient as the one-hot probability target e_y "
+          "(with the same weights and smoothing; reductions none and sum)",
+          r"L(z, y) = L(z, e_y)", ("cross_entropy_loss",), _SRC_TORCH,
+          loss(forms=("index",), ignore=("none",), reductions=("none", "sum")),
+          check_index_is_one_hot, requires=("index", "probability")),
+    Claim("cross_entropy_loss.smoothing_is_mixed_target",
+          "label smoothing ε is the plain loss of the mixed target (1 - ε) q + ε/K, the uniform "
+          "part over all K classes",
+          r"L_\varepsilon(z, q) = L_0(z, (1-\varepsilon) q + \varepsilon/K)",
+          ("cross_entropy_loss",), "Szegedy et al. (2016); " + _SRC_TORCH,
+          loss(need=("label_smoothing",), ignore=("none",), reductions=("none", "sum")),
+          check_smoothing_is_mixed, requires=("probability", "label_smoothing")),
+    Claim("cross_entropy_loss.ignored_rows_removable",
+          "an ignored row contributes nothing: its loss (reduction none) and gradient are exactly "
+          "0, and dropping it leaves the sum and the mean unchanged",
+          r"y_i = \text{ignore} \Rightarrow L(z, y) = L(z_{-i}, y_{-i})", ("cross_entropy_loss",),
+          _SRC_TORCH, loss(forms=("index",), need=("ignore_index",), ignore=("some",)),
+          check_ignored_rows_removable, requires=("ignore_index",)),
+    Claim("cross_entropy_loss.mean_is_sum_over_denominator",
+          "the mean is the sum divided by D = Σ w_y over rows not ignored (class indices) or by "
+          "B (probabilities), for the loss and its gradient",
+          r"L_{\mathrm{mean}} = L_{\mathrm{sum}} / D", ("cross_entropy_loss",), _SRC_TORCH,
+          loss(reductions=("mean",)), check_mean_is_sum_over_d, requires=("mean", "sum")),
+    Claim("cross_entropy_loss.weight_scale_invariant",
+          "scaling every class weight by the same factor leaves the mean unchanged",
+          r"L_{\mathrm{mean}}(z, y; c\,w) = L_{\mathrm{mean}}(z, y; w)", ("cross_entropy_loss",),
+          _SRC_TORCH, loss_scaled, check_weight_scale, requires=("weight", "mean")),
+    Claim("cross_entropy_loss.mean_of_nothing",
+          "every row ignored: the mean is 0/0; PyTorch's convention is a NaN loss with a zero "
+          "gradient",
+          r"D = 0 \Rightarrow L_{\mathrm{mean}} = 0/0", ("cross_entropy_loss",),
+          "convention (PyTorch)", loss(forms=("index",), need=("ignore_index",),
+                                       ignore=("all",), reductions=("mean",)),
+          check_mean_of_nothing, kind="convention", requires=("ignore_index", "mean"),
+          alternative="a loss of 0 (the empty mean taken as 0), or a NaN gradient (autograd's "
+                      "0 * (1/0))", examples=0.2),
+    Claim("cross_entropy_loss_grad.matches_reference",
+          "the gradient of the loss is (g S_i - t_i) / D per row (D = 1 unless the mean), 0 for an "
+          "ignored row, within the stable budget",
+          r"\partial L/\partial z_i = (g_i S_i - t_i)/D", ("cross_entropy_loss_grad",),
+          "seed section 2.2, weighted, smoothed and masked", loss(), check_loss_grad_ref()),
+    Claim("cross_entropy_loss_grad.accurate",
+          "the gradient is as accurate as computing in a wider format and rounding once",
+          r"|\hat\delta_j - \delta_j| \le u|\delta_j| + \mathrm{tol}(u_{\mathrm{acc}})",
+          ("cross_entropy_loss_grad",), "docs/tolerances.md, The loss API", loss(),
+          check_loss_grad_ref(accurate=True), level="accurate"),
+    Claim("linear_cross_entropy.loss",
+          "the fused loss of z = x W^T + b matches the exact loss of the exact logits, within "
+          "the loss budget plus the effect of the logits' own rounding",
+          r"|\hat L - L(xW^\top + b)| \le \mathrm{tol}", _FUSED, _SRC_TORCH, fused(),
+          check_fused_ref(("loss",))),
+    Claim("linear_cross_entropy.dW", "dW = Σ_b δ_b x_b^T with δ_b = ∂L/∂z_b",
+          r"\partial L/\partial W = \sum_b \delta_b x_b^\top", _FUSED,
+          "seed section 2.3, corrected", fused(), check_fused_ref(("dW",))),
+    Claim("linear_cross_entropy.db", "db = Σ_b δ_b",
+          r"\partial L/\partial b = \sum_b \delta_b", _FUSED, "seed section 2.3, corrected",
+          fused(), check_fused_ref(("db",))),
+    Claim("linear_cross_entropy.dx", "dx_b = W^T δ_b",
+          r"\partial L/\partial x_b = W^\top \delta_b", _FUSED, "seed section 2.3, corrected",
+          fused(), check_fused_ref(("dx",))),
+    Claim("linear_cross_entropy.accurate",
+          "the fused loss and gradients are as accurate as accumulating in a wider format "
+          "(logits, probabilities, dW across the batch) and rounding each output once",
+          r"|\hat v - v| \le u|v| + \mathrm{tol}(u_{\mathrm{acc}})", _FUSED,
+          "docs/tolerances.md, The loss API", fused(long_batch=128),
+          check_fused_ref(("loss", "dx", "dW", "db"), accurate=True), level="accurate"),
+    Claim("linear_cross_entropy.equals_linear_then_loss",
+          "the fused loss equals cross_entropy_loss of the logits x W^T + b (a chunked path "
+          "equals the unchunked one)",
+          r"\mathrm{LCE}(x, W, b, y) = L(xW^\top + b, y)", (*_FUSED, "cross_entropy_loss"),
+          _SRC_TORCH, fused(), check_fused_is_linear_then_loss),
+    Claim("linear_cross_entropy.finite_differences",
+          "the fused gradients dx, dW, db are the derivatives of its loss: they match central "
+          "differences of the exact loss in mpmath",
+          r"\nabla_{x,W,b} L = \lim_{h\to 0} (L(\theta + h e) - L(\theta - h e))/2h", _FUSED,
+          "numerical differentiation in mpmath", fused(small_=True),
+          check_fused_fd, examples=0.3),
+    Claim("dense_grads.finite_differences",
+          "the dense layer's dW, db, dx are the derivatives of L = Σ_b C(x_b W^T + b, n_b): they "
+          "match central differences of the exact loss in mpmath (not the formula)",
+          r"\nabla_{W,b,x} L = \text{central differences of } L", ("dense_grads",),
+          "numerical differentiation in mpmath", math_dense, check_dense_own_fd, examples=0.3),
+]
+
+
 def _valid_inputs(fname: str) -> Callable[[DType, Inputs], st.SearchStrategy[Example]]:
-    """The inputs of every other claim on ``fname``: whatever the specification judges is a
+    """The inputs of every other claim on ``fname`` (as its first function: a claim on two
+    functions may call the second on derived inputs): whatever the specification judges is a
     valid input (read when a run starts, so that claims added later count too). The plain
     inputs of ``fname`` come first, where Hypothesis shrinks to."""
 
     def strategy(dt: DType, inp: Inputs) -> st.SearchStrategy[Example]:
         return st.one_of(inputs_for(fname)(dt, inp),
                          *(c.strategy(dt, inp) for c in CLAIMS
-                           if fname in c.needs and c.id != returns_claim(fname)))
+                           if c.needs[:1] == (fname,) and c.id != returns_claim(fname)))
 
     return strategy
 
@@ -363,7 +494,8 @@ def _valid_inputs(fname: str) -> Callable[[DType, Inputs], st.SearchStrategy[Exa
 def _contract_claims() -> list[Claim]:
     out = []
     for fname in ("softmax", "log_softmax", "logsumexp", "softmax_vjp", "cross_entropy",
-                  "cross_entropy_grad", "dense_grads"):
+                  "cross_entropy_grad", "dense_grads", "cross_entropy_loss",
+                  "cross_entropy_loss_grad", "linear_cross_entropy"):
         strat = inputs_for(fname)
         out.append(Claim(returns_claim(fname),
                          f"{fname} returns, raising no exception, on every valid input (the "
@@ -379,7 +511,8 @@ def _contract_claims() -> list[Claim]:
                          f"{fname} returns the specified shape, in the input's dtype",
                          r"\text{shape and dtype as specified}", (fname,), _SRC_CONTRACT, strat,
                          contract_shape_dtype(fname), kind="contract", examples=0.25))
-        if fname != "dense_grads":
+        if fname in ("softmax", "log_softmax", "logsumexp", "softmax_vjp", "cross_entropy",
+                     "cross_entropy_grad"):
             batched = logits(batches=True) if fname in ("softmax", "log_softmax",
                                                         "logsumexp") else strat
             out.append(Claim(f"{fname}.axis_and_batch",
@@ -470,7 +603,7 @@ _MATH: list[Claim] = [
 ]
 
 #: The whole specification, in catalogue order.
-CLAIMS: tuple[Claim, ...] = tuple(_NUMERIC + _contract_claims() + _MATH)
+CLAIMS: tuple[Claim, ...] = tuple(_NUMERIC + _LOSS_API + _contract_claims() + _MATH)
 
 _BY_ID = {c.id: c for c in CLAIMS}
 assert len(_BY_ID) == len(CLAIMS), "claim ids must be unique"

@@ -29,6 +29,7 @@ class Inputs:
     max_size: int = 64
     dense_size: int = 8
     vocab_size: int = 0  # rows up to this long now and then, for the claims that opt in
+    loss: Any = None  # the target's LossSupport: the loss API's forms and options it has
 
 
 def logits(vocab: bool = False, **kw: Any) -> Callable[[DType, Inputs],
@@ -198,7 +199,35 @@ def inputs_for(fname: str) -> Callable[[DType, Inputs], st.SearchStrategy[Exampl
         return cotangents
     if fname == "dense_grads":
         return dense
+    if fname in ("cross_entropy_loss", "cross_entropy_loss_grad"):
+        return loss()
+    if fname == "linear_cross_entropy":
+        return fused()
     return targets()
+
+
+# =============================================================================== the loss API
+
+
+def loss(vocab: bool = False, **kw: Any) -> Callable[[DType, Inputs], st.SearchStrategy[Example]]:
+    """Logits (B, K), class indices or probabilities, and the options the target supports."""
+    return lambda dt, inp: S.loss_inputs(dt, max_size=inp.max_size, support=inp.loss,
+                                         vocab_size=inp.vocab_size if vocab else 0, **kw)
+
+
+def loss_scaled(dt: DType, inp: Inputs) -> st.SearchStrategy[Example]:
+    """Class-index loss inputs with weights and a power-of-two scale for them (the mean of
+    probability targets divides by B, so it scales with the weights)."""
+    return S.loss_inputs(dt, max_size=inp.max_size, support=inp.loss, need=("weight",),
+                         forms=("index",), reductions=("mean",)).flatmap(
+        lambda ex: st.integers(-4, 4).filter(bool).map(lambda k: {**ex, "scale_exp": k}))
+
+
+def fused(small_: bool = False, **kw: Any) -> Callable[[DType, Inputs],
+                                                       st.SearchStrategy[Example]]:
+    """A dense layer with the loss API's targets and options (small for finite differences)."""
+    return lambda dt, inp: S.fused_inputs(dt, max_size=min(inp.dense_size, 4 if small_ else 8),
+                                          max_batch=3 if small_ else 4, support=inp.loss, **kw)
 
 
 # =============================================================================== mathematics

@@ -12,7 +12,14 @@ also carry a ``__softmax_oracle__`` dict describing itself:
     for half-precision kernels that accumulate in float32;
 ``exp``
     a callable giving the backend's own ``exp`` on a numpy array of a dtype, used to probe at run
-    time whether the backend flushes subnormals to zero.
+    time whether the backend flushes subnormals to zero;
+``loss``
+    what the loss API (``cross_entropy_loss``, ``cross_entropy_loss_grad``,
+    ``linear_cross_entropy``) supports: ``{"targets": ["index", "probability"], "reductions":
+    ["none", "sum", "mean"], "options": ["weight", "ignore_index", "label_smoothing"]}``. Each
+    key is optional; by default the options and reductions are read from the signature of the
+    loss function (a keyword it does not accept is not supported) and targets are class indices.
+    A claim that needs something unsupported is "not applicable".
 
 Built-in targets are named by short names (``numpy``, ``naive``, ``seed``, ``reference``, ``scipy``,
 ``torch``, ``jax``, ``optax``) and imported only when asked for.
@@ -30,7 +37,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-__all__ = ["BUILTIN", "PACKAGE", "PROTOCOL", "Target", "TargetError", "load_target"]
+__all__ = ["BUILTIN", "LOSS_FUNCTIONS", "LOSS_OPTIONS", "PACKAGE", "PROTOCOL", "REDUCTIONS",
+           "LossSupport", "Target", "TargetError", "load_target"]
 
 #: The plug-in protocol: function name -> call signature (as documented).
 PROTOCOL: dict[str, str] = {
@@ -41,7 +49,20 @@ PROTOCOL: dict[str, str] = {
     "cross_entropy": "cross_entropy(z, n, axis=-1)",
     "cross_entropy_grad": "cross_entropy_grad(z, n, axis=-1)",
     "dense_grads": "dense_grads(W, b, x, n)",
+    "cross_entropy_loss": "cross_entropy_loss(z, y, *, weight=None, ignore_index=-100, "
+                          "label_smoothing=0.0, reduction='mean')",
+    "cross_entropy_loss_grad": "cross_entropy_loss_grad(z, y, *, weight=None, ignore_index=-100, "
+                               "label_smoothing=0.0, reduction='mean')",
+    "linear_cross_entropy": "linear_cross_entropy(x, W, b, y, *, weight=None, ignore_index=-100, "
+                            "label_smoothing=0.0, reduction='mean')",
 }
+
+#: The loss API: functions taking class-index or probability targets and keyword options.
+LOSS_FUNCTIONS = ("cross_entropy_loss", "cross_entropy_loss_grad", "linear_cross_entropy")
+#: The loss API's keyword options besides ``reduction``.
+LOSS_OPTIONS = ("weight", "ignore_index", "label_smoothing")
+REDUCTIONS = ("none", "sum", "mean")
+TARGET_FORMS = ("index", "probability")
 
 #: Number of positional array arguments each protocol function takes.
 _ARITY: dict[str, int] = {
@@ -52,6 +73,9 @@ _ARITY: dict[str, int] = {
     "cross_entropy": 2,
     "cross_entropy_grad": 2,
     "dense_grads": 4,
+    "cross_entropy_loss": 2,
+    "cross_entropy_loss_grad": 2,
+    "linear_cross_entropy": 4,
 }
 
 #: Built-in target name -> (module, pip extra that provides its framework, or None).
@@ -77,6 +101,25 @@ class TargetError(Exception):
 
 
 @dataclass(frozen=True)
+class LossSupport:
+    """What a target's loss API supports: target forms, reductions and keyword options."""
+
+    targets: tuple[str, ...] = ("index",)
+    reductions: tuple[str, ...] = REDUCTIONS
+    options: tuple[str, ...] = LOSS_OPTIONS
+
+    def missing(self, *, targets: str = "", reduction: str = "",
+                options: tuple[str, ...] = ()) -> str:
+        """Empty if supported, else what is missing (for "not applicable")."""
+        if targets and targets not in self.targets:
+            return f"{targets} targets"
+        if reduction and reduction not in self.reductions:
+            return f"reduction={reduction!r}"
+        absent = [o for o in options if o not in self.options]
+        return ", ".join(absent)
+
+
+@dataclass(frozen=True)
 class Target:
     """A loaded implementation: its protocol functions and what it declares about itself."""
 
@@ -87,6 +130,7 @@ class Target:
     compute_dtype: Mapping[str, str] = field(default_factory=dict)
     exp: Callable[[Any], Any] | None = None
     is_reference: bool = False
+    loss: LossSupport = field(default_factory=LossSupport)
 
     def has(self, *names: str) -> bool:
         return all(n in self.functions for n in names)
@@ -127,6 +171,7 @@ def _collect(obj: Any, name: str) -> Target:
         raise TargetError(f"target {name!r}: __softmax_oracle__ must be a dict")
     version = str(info.get("version", getattr(obj, "__version__", "")))
     dtypes = info.get("dtypes")
+    loss = _loss_support(name, functions, info.get("loss"))
     return Target(
         name=str(info.get("name", name)),
         functions=functions,
@@ -135,7 +180,49 @@ def _collect(obj: Any, name: str) -> Target:
         compute_dtype=dict(info.get("compute_dtype", {})),
         exp=info.get("exp"),
         is_reference=bool(info.get("is_reference", False)),
+        loss=loss,
     )
+
+
+def _loss_support(name: str, functions: Mapping[str, Callable[..., Any]],
+                  declared: Any) -> LossSupport:
+    """The declared loss support, completed from the loss function's signature."""
+    declared = {} if declared is None else declared
+    if not isinstance(declared, Mapping):
+        raise TargetError(f"target {name!r}: __softmax_oracle__['loss'] must be a dict such as "
+                          f"{{'targets': ['index', 'probability'], 'reductions': "
+                          f"{list(REDUCTIONS)}, 'options': {list(LOSS_OPTIONS)}}}")
+    unknown = set(declared) - {"targets", "reductions", "options"}
+    if unknown:
+        raise TargetError(f"target {name!r}: unknown key(s) {sorted(unknown)} in "
+                          f"__softmax_oracle__['loss'] (known: targets, reductions, options)")
+    accepted = _keywords(next((functions[f] for f in LOSS_FUNCTIONS if f in functions), None))
+    default_options = tuple(o for o in LOSS_OPTIONS if accepted is None or o in accepted)
+    default_reductions = REDUCTIONS if accepted is None or "reduction" in accepted else ("mean",)
+    out = {}
+    for key, allowed, default in (("targets", TARGET_FORMS, ("index",)),
+                                  ("reductions", REDUCTIONS, default_reductions),
+                                  ("options", LOSS_OPTIONS, default_options)):
+        value = declared.get(key, default)
+        if isinstance(value, str) or not all(v in allowed for v in value):
+            raise TargetError(f"target {name!r}: __softmax_oracle__['loss'][{key!r}] must be a "
+                              f"list drawn from {list(allowed)}, not {value!r}")
+        out[key] = tuple(value)
+    return LossSupport(**out)
+
+
+def _keywords(fn: Callable[..., Any] | None) -> set[str] | None:
+    """The keyword parameters fn accepts (None: any, or it cannot be told)."""
+    if fn is None:
+        return None
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (inspect.Parameter.KEYWORD_ONLY,
+                                                 inspect.Parameter.POSITIONAL_OR_KEYWORD)}
 
 
 def _signature_problem(fn: Callable[..., Any], fname: str, arity: int) -> str | None:
@@ -145,7 +232,7 @@ def _signature_problem(fn: Callable[..., Any], fname: str, arity: int) -> str | 
     except (TypeError, ValueError):
         return None  # builtins and C functions: find out when called
     args: list[Any] = [object()] * arity
-    kwargs = {} if fname == "dense_grads" else {"axis": -1}
+    kwargs = {} if fname == "dense_grads" or fname in LOSS_FUNCTIONS else {"axis": -1}
     try:
         sig.bind(*args, **kwargs)
     except TypeError as e:

@@ -4,7 +4,8 @@ Higham 2021, without the shift).
 softmax = exp(z) / sum(exp(z)) overflows once a logit exceeds log(rmax) (709.78 in float64, 88.72
 in float32, 11.09 in float16) and gives 0/0 when every logit is below log(rmin_sub / 2);
 log_softmax = log(softmax) is -inf wherever a probability underflows; and the gradient a - n is
-right only for targets that sum to one. Within range these formulas are accurate, so they fail only
+right only for targets that sum to one; the training loss is -log(softmax(z)[y]) averaged over
+the batch. Within range these formulas are accurate, so they fail only
 on the inputs that the kit's adversarial strategies aim at. Floating-point warnings are silenced so
 that the failures show up as inf/NaN in the results.
 """
@@ -18,6 +19,7 @@ import numpy as np
 __all__ = [
     "cross_entropy",
     "cross_entropy_grad",
+    "cross_entropy_loss",
     "dense_grads",
     "log_softmax",
     "logsumexp",
@@ -77,3 +79,14 @@ def dense_grads(W: Any, b: Any, x: Any, n: Any) -> tuple[np.ndarray, np.ndarray,
     with np.errstate(all="ignore"):
         delta = softmax((x @ W.T).astype(dt) + b) - n
         return (delta.T @ x).astype(dt), delta.sum(axis=0), (delta @ W).astype(dt)
+
+
+def cross_entropy_loss(z: Any, y: Any, *, reduction: str = "mean") -> np.ndarray:
+    """-log(softmax(z)[i, y_i]) per row of class indices, summed or averaged (no options)."""
+    z, y = np.asarray(z), np.asarray(y)
+    with np.errstate(all="ignore"):
+        rows = -np.log(softmax(z, -1)[np.arange(z.shape[0]), y])
+        if reduction == "none":
+            return rows
+        total = np.sum(rows).astype(z.dtype)
+        return total if reduction == "sum" else (total / z.dtype.type(z.shape[0])).astype(z.dtype)

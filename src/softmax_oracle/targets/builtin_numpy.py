@@ -39,7 +39,10 @@ import numpy as np
 __all__ = [
     "cross_entropy",
     "cross_entropy_grad",
+    "cross_entropy_loss",
+    "cross_entropy_loss_grad",
     "dense_grads",
+    "linear_cross_entropy",
     "log_softmax",
     "logsumexp",
     "softmax",
@@ -54,7 +57,8 @@ def _exp(x: Any) -> np.ndarray:
         return np.asarray(np.exp(x), dtype=x.dtype)
 
 
-__softmax_oracle__ = {"name": "numpy", "version": np.__version__, "exp": _exp}
+__softmax_oracle__ = {"name": "numpy", "version": np.__version__, "exp": _exp,
+                      "loss": {"targets": ["index", "probability"]}}
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -249,3 +253,106 @@ def dense_grads(W: Any, b: Any, x: Any, n: Any) -> tuple[np.ndarray, np.ndarray,
         db = _sum(delta.T)
         dx = _matmul(delta, W)
     return dW, db, dx
+
+
+# --- the loss API --------------------------------------------------------------------------------
+#
+# Class indices or probabilities, class weights, label smoothing, ignore_index and the three
+# reductions, with PyTorch's semantics (see the claims). Computed in a wider format (float32 for
+# float16 and bfloat16, float64 otherwise) with the same Alg. 4.1 and pairwise sums, and rounded
+# to the input's dtype once: the accurate level of the claims.
+
+
+def _wide(dtype: np.dtype[Any]) -> Any:
+    return np.float32 if np.finfo(dtype).bits < 32 else np.float64
+
+
+def _effective(z: np.ndarray, y: Any, weight: Any, ignore_index: int, label_smoothing: float,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+    """(log-softmax, effective targets t, ignored rows, denominator of the mean), widened."""
+    wide = _wide(z.dtype)
+    zw = z.astype(wide)
+    classes = z.shape[-1]
+    w = np.ones(classes, dtype=wide) if weight is None else np.asarray(weight).astype(wide)
+    eps = wide(label_smoothing)
+    y = np.asarray(y)
+    if y.dtype.kind in "iu":
+        ignored = y == ignore_index
+        label = np.where(ignored, 0, y)
+        if np.any((label < 0) | (label >= classes)):
+            raise IndexError(f"class index out of range [0, {classes}) (ignore_index="
+                             f"{ignore_index})")
+        rows = np.arange(z.shape[0])
+        p = np.zeros(zw.shape, dtype=wide)
+        p[rows, label] = w[label]
+        p[ignored] = 0
+        D = _sum(np.where(ignored, wide(0), w[label]))
+    else:
+        ignored = np.zeros(z.shape[0], dtype=bool)
+        p = w * np.asarray(y).astype(wide)
+        D = wide(z.shape[0])
+    t = (wide(1) - eps) * p + (eps / wide(classes)) * w
+    t[ignored] = 0
+    return _log_softmax_last(zw), t, ignored, D
+
+
+def _loss_and_delta(z: np.ndarray, y: Any, weight: Any, ignore_index: int,
+                    label_smoothing: float, reduction: str,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The reduced loss and dL/dz, both in the wide format."""
+    if reduction not in ("none", "sum", "mean"):
+        raise ValueError(f"reduction={reduction!r}: use 'none', 'sum' or 'mean'")
+    with np.errstate(all="ignore"):
+        l, t, _, D = _effective(z, y, weight, ignore_index, label_smoothing)
+        terms = np.where(t != 0, t * -l, 0)
+        rows = _sum(terms)
+        g = np.exp(l)  # softmax from the accurate log-softmax
+        delta = g * _sum(t, keepdims=True) - t
+        if reduction == "none":
+            return rows, delta
+        total = _sum(rows)
+        if reduction == "sum":
+            return total, delta
+        # an empty mean is 0/0 = NaN, as in PyTorch, whose gradient is 0 (no row contributes)
+        scale = 1 / D if D != 0 else D
+        return total / D, delta * scale
+
+
+def cross_entropy_loss(z: Any, y: Any, *, weight: Any = None, ignore_index: int = -100,
+                       label_smoothing: float = 0.0, reduction: str = "mean") -> np.ndarray:
+    """Cross-entropy loss over a batch z (B, K) with class indices y (B,) or probabilities
+    y (B, K), PyTorch's semantics: per row -sum_j t_j log softmax(z)_j with effective targets
+    t = (1 - eps) w_y e_y + (eps / K) w (0 for ignored rows) or w * ((1 - eps) q + eps / K);
+    'mean' divides by the sum of w_y over rows not ignored (by B for probabilities)."""
+    z = _as_float(z)
+    loss, _ = _loss_and_delta(z, y, weight, ignore_index, label_smoothing, reduction)
+    return np.asarray(loss).astype(z.dtype)
+
+
+def cross_entropy_loss_grad(z: Any, y: Any, *, weight: Any = None, ignore_index: int = -100,
+                            label_smoothing: float = 0.0, reduction: str = "mean") -> np.ndarray:
+    """dL/dz of ``cross_entropy_loss`` (for 'none', of the sum of the rows' losses):
+    (softmax(z) sum(t) - t), divided by the mean's denominator for 'mean'."""
+    z = _as_float(z)
+    _, delta = _loss_and_delta(z, y, weight, ignore_index, label_smoothing, reduction)
+    return delta.astype(z.dtype)
+
+
+def linear_cross_entropy(x: Any, W: Any, b: Any, y: Any, *, weight: Any = None,
+                         ignore_index: int = -100, label_smoothing: float = 0.0,
+                         reduction: str = "mean",
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The loss of z = x W^T + b and its gradients (loss, dx, dW, db), everything computed in
+    the wide format (the logits are never rounded to the input's dtype)."""
+    x = _as_float(x)
+    wide = _wide(x.dtype)
+    xw, Ww = x.astype(wide), np.asarray(W).astype(wide)
+    z = _matmul(xw, Ww.T) + np.asarray(b).astype(wide)
+    loss, delta = _loss_and_delta(z, y, weight, ignore_index, label_smoothing, reduction)
+    with np.errstate(all="ignore"):
+        dW = _matmul(delta.T, xw)
+        db = _sum(delta.T)
+        dx = _matmul(delta, Ww)
+    dt = x.dtype
+    return (np.asarray(loss).astype(dt), dx.astype(dt), dW.astype(dt),
+            np.asarray(db).astype(dt))

@@ -156,7 +156,7 @@ def _dtype_hint(exc: BaseException, env: Env) -> str:
 def _arg_names(fname: str) -> list[str]:
     sig = PROTOCOL[fname]
     inner = sig[sig.index("(") + 1: sig.index(")")]
-    return [a.strip() for a in inner.split(",") if "=" not in a]
+    return [a.strip() for a in inner.split(",") if "=" not in a and a.strip() != "*"]
 
 
 @dataclass
@@ -247,6 +247,11 @@ class Env:
                               f"elements changed (inputs must be left as they were)")
         return out
 
+    def call_loss(self, fname: str, *args: np.ndarray, options: dict[str, Any]) -> Any:
+        """Call a loss-API function (``cross_entropy_loss``, ``cross_entropy_loss_grad``,
+        ``linear_cross_entropy``) with keyword options; outputs as float64 arrays."""
+        return _loss_outputs(self, fname, args, options)
+
     def call(self, fname: str, *args: np.ndarray, axis: int | None = None) -> Any:
         """Call and convert: an ndarray of float64 (exact widening), shape checked; for
         dense_grads a tuple of three."""
@@ -266,6 +271,34 @@ class Env:
         else:
             expected = z.shape
         return _as_float(f"{fname}(axis={axis})", out, expected)
+
+
+def _loss_outputs(env: Env, fname: str, args: tuple[np.ndarray, ...],
+                  options: dict[str, Any]) -> Any:
+    """Call a loss-API function with its keyword options; check the weight was left alone and
+    the shapes: the loss () or (B,) for reduction 'none', the gradient like z, and for
+    ``linear_cross_entropy`` the tuple (loss, dx, dW, db)."""
+    weight = options.get("weight")
+    saved = None if weight is None else np.array(weight, copy=True)
+    out = env.call_raw(fname, *args, **options)
+    if saved is not None and weight is not None and not _same(saved, weight):
+        changed = int(np.sum(~_equal_mask(saved, weight)))
+        raise Refuted(f"{fname} mutated its input weight: {changed} of {saved.size} elements "
+                      f"changed (inputs must be left as they were)")
+    reduction = options.get("reduction", "mean")
+    loss_shape = (args[0].shape[0],) if reduction == "none" else ()
+    call = f"{fname}(reduction={reduction!r})"
+    if fname == "cross_entropy_loss":
+        return _as_float(call, out, loss_shape)
+    if fname == "cross_entropy_loss_grad":
+        return _as_float(call, out, args[0].shape)
+    if not isinstance(out, (tuple, list)) or len(out) != 4:
+        raise Refuted(f"{fname} returned {type(out).__name__}, expected a tuple "
+                      f"(loss, dx, dW, db)")
+    x, W, b = args[0], args[1], args[2]
+    return tuple(_as_float(f"{call}[{i}] ({name})", o, shape) for i, (name, o, shape) in
+                 enumerate(zip(("loss", "dx", "dW", "db"), out,
+                               (loss_shape, x.shape, W.shape, b.shape))))
 
 
 def _as_float(what: str, out: Any, shape: tuple[int, ...]) -> np.ndarray:

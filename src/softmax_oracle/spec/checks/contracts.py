@@ -15,10 +15,18 @@ from softmax_oracle.oracle.reference import RowRef
 from softmax_oracle.spec.checks.common import Check, Example, labeler, mp_rows
 from softmax_oracle.targets.call import Env, TargetRaised
 
+_LOSS_API = ("cross_entropy_loss", "cross_entropy_loss_grad", "linear_cross_entropy")
+#: Functions returning a tuple of arrays.
+_TUPLES = ("dense_grads", "linear_cross_entropy")
+
 
 def _call_for(fname: str, env: Env, ex: Example, z: np.ndarray | None = None) -> Any:
     if fname == "dense_grads":
         return env.call_raw(fname, ex["W"], ex["b"], ex["x"], ex["n"])
+    if fname == "linear_cross_entropy":
+        return env.call_raw(fname, ex["x"], ex["W"], ex["b"], ex["y"], **ex["options"])
+    if fname in _LOSS_API:
+        return env.call_raw(fname, ex["z"], ex["y"], **ex["options"])
     z = ex["z"] if z is None else z
     axis = ex.get("axis", -1)
     if fname in ("softmax", "log_softmax", "logsumexp"):
@@ -53,12 +61,24 @@ def contract_shape_dtype(fname: str) -> Check:
         out = _call_for(fname, env, ex)
         from softmax_oracle.targets.call import _to_numpy
 
-        outs = out if fname == "dense_grads" else (out,)
+        outs = out if fname in _TUPLES else (out,)
         if fname == "dense_grads":
             if not isinstance(out, (tuple, list)) or len(out) != 3:
                 raise Refuted(f"dense_grads returned {type(out).__name__}, expected (dW, db, dx)")
             shapes = [ex["W"].shape, ex["b"].shape, ex["x"].shape]
             dtype = ex["W"].dtype
+        elif fname in _LOSS_API:
+            first = ex["x" if fname == "linear_cross_entropy" else "z"]
+            loss = (first.shape[0],) if ex["options"].get("reduction") == "none" else ()
+            if fname == "linear_cross_entropy":
+                shapes = [loss, ex["x"].shape, ex["W"].shape, ex["b"].shape]
+            else:
+                shapes = [loss] if fname == "cross_entropy_loss" else [ex["z"].shape]
+            dtype = first.dtype
+            if fname == "linear_cross_entropy" and (not isinstance(out, (tuple, list))
+                                                    or len(out) != 4):
+                raise Refuted(f"{fname} returned {type(out).__name__}, expected "
+                              f"(loss, dx, dW, db)")
         else:
             z, axis = ex["z"], ex["axis"]
             shapes = [tuple(s for i, s in enumerate(z.shape) if i != axis % z.ndim)
@@ -66,7 +86,7 @@ def contract_shape_dtype(fname: str) -> Check:
             dtype = z.dtype
         for i, (o, shape) in enumerate(zip(outs, shapes)):
             if o is None:  # not "shape ()": np.asarray(None) is a 0-d array of objects
-                what = f"dense_grads()[{i}]" if fname == "dense_grads" else fname
+                what = f"{fname}()[{i}]" if fname in _TUPLES else fname
                 raise Refuted(f"{what} returned None, expected an array of shape "
                               f"{tuple(shape)} and dtype {dtype} (is a return statement "
                               f"missing?)")
@@ -167,7 +187,7 @@ def _tolerances(fname: str, env: Env, r: RowRef,
 def _widened(fname: str, ex: Example) -> Example:
     """The example tiled along the softmax axis to at least 64 entries: summation order can only
     change a sum of three or more terms, and vectorised reductions differ on long rows."""
-    if fname == "dense_grads":
+    if fname == "dense_grads" or fname in _LOSS_API:
         return ex
     axis = ex["axis"]
     reps = max(1, -(-64 // max(1, ex["z"].shape[axis])))
@@ -192,8 +212,8 @@ def contract_deterministic(fname: str) -> Check:
                 where = "" if case is ex else (f" (on the input tiled to "
                                                f"{case['z'].shape[case['axis']]} entries along "
                                                f"the axis)")
-                pairs.extend((a, b, where) for a, b in (zip(first, again) if fname ==
-                                                        "dense_grads" else [(first, again)]))
+                pairs.extend((a, b, where) for a, b in (zip(first, again) if fname in
+                                                        _TUPLES else [(first, again)]))
         for a, b, where in pairs:
             a64 = np.asarray(_to_numpy(a)).astype(np.float64)
             b64 = np.asarray(_to_numpy(b)).astype(np.float64)

@@ -23,11 +23,13 @@ each other:
   _logits   the logit families, their modifiers, masks: :func:`logits`
   _targets  cross-entropy targets and softmax-VJP cotangents on top of logits
   _dense    a dense layer feeding softmax cross-entropy
+  _loss     the loss API: class indices or probabilities, weights, smoothing, ignore_index
   _shifts   metamorphic helpers: exactly representable shifts, permutations
 """
 
 from softmax_oracle.spec.strategies._dense import dense_layers
 from softmax_oracle.spec.strategies._logits import LOGIT_FAMILIES, logits
+from softmax_oracle.spec.strategies._loss import LOSS_REGIMES, fused_inputs, loss_inputs
 from softmax_oracle.spec.strategies._shapes import VOCAB_MIN, VOCAB_SIZES
 from softmax_oracle.spec.strategies._shifts import (
     is_exact_shift,
@@ -44,14 +46,17 @@ from softmax_oracle.spec.strategies._targets import (
 __all__ = [
     "COTANGENT_FAMILIES",
     "LOGIT_FAMILIES",
+    "LOSS_REGIMES",
     "TARGET_KINDS",
     "VOCAB_MIN",
     "VOCAB_SIZES",
     "dense_layers",
+    "fused_inputs",
     "is_exact_shift",
     "logits",
     "logits_and_cotangent",
     "logits_and_targets",
+    "loss_inputs",
     "permutations",
     "representable_shift",
 ]
