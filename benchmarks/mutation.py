@@ -438,8 +438,9 @@ _OVERFLOW_BRANCH: dict[str, tuple[str, str]] = {
         "within budget", f"log-sum-exp off by e (1/ln 2 - ln 2) <= 3.0; {_LONG_F16}"),
     f"_log1p_sum: {_LOG.format('e > 0', 'np.log(s)', '*', 'np.log1p(s)')} -> "
     f"{_LOG.format('e > 0', 'np.log1p(s)', '*', 'np.log1p(s)')}": (
-        "within budget", "log1p(s) - log(s) < 1/s <= 2^-12 for a scaled sum s >= 2^12, below an "
-                         "ulp of log-sum-exp (>= 11): the same accuracy"),
+        "within budget", "log1p(s) - log(s) < 1/s <= 2^-12 for a scaled sum s >= 2^12 (under "
+                         "half an ulp of a log-probability, |l| >= 11); "
+                         f"{_LONG_F16}"),
     f"_alg41: {_EXPONENT.format(1, '-', '+ 2')} -> {_EXPONENT.format(1, '-', '+ 1')}": (
         "within budget", "scaling by one power of two less keeps the scaled sum below 2^15 "
                          "(finite) and loses fewer terms below the subnormals: only the roundings "
