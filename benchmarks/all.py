@@ -10,7 +10,9 @@ otherwise), each rewriting its own part of the file:
 3. ``speed.py``: reference throughput, vocabulary-sized rows, ``check`` per profile, parallel
    speed-ups;
 4. ``overhead.py``: what running each claim in a supervised worker process costs, against
-   running it in the caller's process, and the workers' start-up time.
+   running it in the caller's process, and the workers' start-up time;
+5. ``compiling.py``: ``check`` on JAX against numpy (same claims, dtype and seed): where the
+   time goes, the ratio, and the workers' memory over a long run.
 
 Exit status: non-zero if any of them reported a problem (a zoo member escaped, a false alarm,
 a mutant the driver could not run, claims whose verdicts changed in a worker process), after all
@@ -34,6 +36,7 @@ STEPS = {
     "mutation": ["mutation.py", "--profile", "ci", "--confirm-dtypes", "float16,bfloat16"],
     "speed": ["speed.py"],
     "overhead": ["overhead.py"],
+    "compiling": ["compiling.py"],
 }
 
 

@@ -144,6 +144,30 @@ def test_headroom_jobs_run_in_workers(shared):
     assert run["target"] == "no-such-target" and "no-such-target" in run["skipped"]
 
 
+def test_the_compiling_profile_times_a_target_in_a_worker(shared):
+    compiling = _script("compiling")
+    (got,) = shared.run_jobs(compiling.profile_claims,
+                             [("numpy", "float32", "softmax.sums_to_one", 3)], jobs=1,
+                             failed=lambda job, why: {"failed": why})
+    assert "failed" not in got, got
+    assert got["claims"] == 1 and got["calls"] >= got["signatures"] > 0
+    assert 0 < got["inside"] < got["searching"] and got["compilations"] == 0
+
+
+def test_the_compiling_benchmark_reads_memory_at_fractions_of_a_run(shared):
+    compiling = _script("compiling")
+    run = compiling.Run(wall=10.0, peak_mb=300.0, summary="",
+                        samples=((0.0, 0.0), (2.0, 100.0), (5.0, 200.0), (9.9, 150.0)))
+    assert (run.at(0.25), run.at(0.5), run.at(1.0), run.worker_peak) == (100, 200, 150, 200)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        time.sleep(0.5)
+        assert compiling._children_rss(os.getpid()) > 1  # MB: a Python interpreter at least
+    finally:
+        child.kill()
+        child.wait()
+
+
 def _member(name: str):
     return next(m for m in ZOO if m.name == name)
 
