@@ -138,38 +138,51 @@ def false_alarms(target: str, seed: int, dtypes: Sequence[str], profile: str = "
 # --- the conventional test -----------------------------------------------------------------------
 
 
+#: Functions returning a tuple of arrays.
+_TUPLES = ("dense_grads", "linear_cross_entropy")
+
+
 def _fixed_inputs(fname: str, dtype: np.dtype[Any]) -> tuple[np.ndarray, ...]:
     """The inputs a hand-written test would use: standard normal logits of shape (8, 10), soft
     targets that sum to one, normal cotangents, a dense layer with 10 outputs, 5 inputs and a batch
-    of 8. Made afresh for each function, as separate tests would."""
+    of 8, and for the loss API random class indices with the default options. Made afresh for each
+    function, as separate tests would."""
     rng = np.random.default_rng(0)
     z = rng.standard_normal((8, 10))
     n = rng.random((8, 10))
     n /= n.sum(axis=-1, keepdims=True)
     v = rng.standard_normal((8, 10))
     W, b, x = rng.standard_normal((10, 5)), rng.standard_normal(10), rng.standard_normal((8, 5))
+    y = rng.integers(0, 10, 8)
     arrays = {"softmax": (z,), "log_softmax": (z,), "logsumexp": (z,), "softmax_vjp": (z, v),
-              "cross_entropy": (z, n), "cross_entropy_grad": (z, n), "dense_grads": (W, b, x, n)}
-    return tuple(a.astype(dtype) for a in arrays[fname])
+              "cross_entropy": (z, n), "cross_entropy_grad": (z, n), "dense_grads": (W, b, x, n),
+              "cross_entropy_loss": (z, y), "cross_entropy_loss_grad": (z, y),
+              "linear_cross_entropy": (x, W, b, y)}
+    return tuple(a if a.dtype.kind == "i" else a.astype(dtype) for a in arrays[fname])
+
+
+#: assert_allclose's relative tolerance per dtype: 1e-6 and 1e-4 as a hand-written test would
+#: use for float64 and float32; torch.testing's defaults for the 16-bit formats.
+_RTOL = {"float64": 1e-6, "float32": 1e-4, "float16": 1e-3, "bfloat16": 1.6e-2}
 
 
 def conventional_test(member: ZooMember) -> str:
     """Test each of the member's functions the usual way: ``expected`` from the careful numpy
-    implementation, then ``assert_allclose(f(*inputs), expected)`` with rtol 1e-6 (float64) or
-    1e-4 (float32) and atol 0. Returns why the test failed, or "" if it passed."""
-    dtype = np.dtype(member.dtype)
-    rtol = 1e-6 if dtype == np.float64 else 1e-4
+    implementation, then ``assert_allclose(f(*inputs), expected)`` with rtol 1e-6 (float64),
+    1e-4 (float32), 1e-3 (float16) or 1.6e-2 (bfloat16) and atol 0. Returns why the test
+    failed, or "" if it passed."""
+    dtype = get_dtype(member.dtype).np
+    rtol = _RTOL[member.dtype]
     for fname, fn in member.functions.items():
         args = _fixed_inputs(fname, dtype)
         expected = getattr(builtin_numpy, fname)(*args)
         try:
             with np.errstate(all="ignore"):
                 got = fn(*args)
-            if fname == "dense_grads":
-                for g, e in zip(got, expected):
-                    np.testing.assert_allclose(g, e, rtol=rtol, atol=0)
-            else:
-                np.testing.assert_allclose(got, expected, rtol=rtol, atol=0)
+            pairs = zip(got, expected) if fname in _TUPLES else [(got, expected)]
+            for g, e in pairs:
+                np.testing.assert_allclose(np.asarray(g, dtype=np.float64),
+                                           np.asarray(e, dtype=np.float64), rtol=rtol, atol=0)
         except Exception as e:  # an assertion, or the function raised
             lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
             why = next((ln for ln in lines if ln.startswith(("Mismatched", "(shapes"))),
