@@ -39,12 +39,15 @@ ALL_FUNCTIONS = (
     "dense_grads",
 )
 
+#: The loss API (judged in tests/test_loss_frameworks.py; not by the axis-based tests here).
+LOSS_FUNCTIONS = ("cross_entropy_loss", "cross_entropy_loss_grad")
+
 #: target -> (the package it needs, the protocol functions it provides)
 FRAMEWORK_TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "scipy": ("scipy", ("softmax", "log_softmax", "logsumexp")),
-    "torch": ("torch", ALL_FUNCTIONS),
+    "torch": ("torch", (*ALL_FUNCTIONS, *LOSS_FUNCTIONS, "linear_cross_entropy")),
     "jax": ("jax", ALL_FUNCTIONS),
-    "optax": ("optax", ("cross_entropy", "cross_entropy_grad")),
+    "optax": ("optax", ("cross_entropy", "cross_entropy_grad", *LOSS_FUNCTIONS)),
 }
 
 #: Outputs that drop the softmax axis.

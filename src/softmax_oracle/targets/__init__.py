@@ -22,7 +22,9 @@ also carry a ``__softmax_oracle__`` dict describing itself:
     A claim that needs something unsupported is "not applicable".
 
 Built-in targets are named by short names (``numpy``, ``naive``, ``seed``, ``reference``, ``scipy``,
-``torch``, ``jax``, ``optax``) and imported only when asked for.
+``torch``, ``jax``, ``optax``, and the chunked ``F.linear_cross_entropy`` paths ``torch-lce-auto``,
+``torch-lce-accurate``, ``torch-lce-balanced``, ``torch-lce-compact``,
+``torch-lce-balanced-fp32``, ``torch-lce-compact-fp32``) and imported only when asked for.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ _ARITY: dict[str, int] = {
     "linear_cross_entropy": 4,
 }
 
-#: Built-in target name -> (module, pip extra that provides its framework, or None).
+#: Built-in target name -> (module or ``module:attribute``, pip extra that provides its
+#: framework, or None).
 BUILTIN: dict[str, tuple[str, str | None]] = {
     "reference": ("softmax_oracle.targets.builtin_reference", None),
     "seed": ("softmax_oracle.targets.builtin_seed", None),
@@ -88,12 +91,15 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     "torch": ("softmax_oracle.targets.fw_torch", "torch"),
     "jax": ("softmax_oracle.targets.fw_jax", "jax"),
     "optax": ("softmax_oracle.targets.fw_optax", "optax"),
+    **{f"torch-lce-{p}": (f"softmax_oracle.targets.fw_torch_lce:{p.replace('-', '_')}", "torch")
+       for p in ("auto", "accurate", "balanced", "compact", "balanced-fp32", "compact-fp32")},
 }
 
 #: The package each built-in target computes with (for install hints and version listings).
 PACKAGE: dict[str, str] = {"reference": "mpmath", "seed": "numpy", "numpy": "numpy",
                            "naive": "numpy", "scipy": "scipy", "torch": "torch", "jax": "jax",
-                           "optax": "optax"}
+                           "optax": "optax", **{n: "torch" for n in BUILTIN if
+                                                n.startswith("torch-lce-")}}
 
 
 class TargetError(Exception):
@@ -254,7 +260,8 @@ def load_target(spec: str | ModuleType | Any) -> Target:
 
 
 def _load_builtin(name: str) -> Target:
-    module_name, extra = BUILTIN[name]
+    spec, extra = BUILTIN[name]
+    module_name, _, attr = spec.partition(":")
     if extra is not None:
         package = PACKAGE[name]
         if importlib.util.find_spec(package) is None:
@@ -266,7 +273,7 @@ def _load_builtin(name: str) -> Target:
     except ImportError as e:
         hint = f": pip install 'softmax-oracle[{extra}]'" if extra else ""
         raise TargetError(f"the {name!r} target could not be imported ({e}){hint}") from None
-    return _collect(module, name)
+    return _collect(getattr(module, attr) if attr else module, name)
 
 
 def _resolve(spec: str) -> Any:
