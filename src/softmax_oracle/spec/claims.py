@@ -414,7 +414,8 @@ _LOSS_API: list[Claim] = [
           "the mean is the sum divided by D = Σ w_y over rows not ignored (class indices) or by "
           "B (probabilities), for the loss and its gradient",
           r"L_{\mathrm{mean}} = L_{\mathrm{sum}} / D", ("cross_entropy_loss",), _SRC_TORCH,
-          loss(reductions=("mean",)), check_mean_is_sum_over_d, requires=("mean", "sum")),
+          loss(reductions=("mean",), ignore=("some", "none")),  # every row ignored: D = 0
+          check_mean_is_sum_over_d, requires=("mean", "sum")),
     Claim("cross_entropy_loss.weight_scale_invariant",
           "scaling every class weight by the same factor leaves the mean unchanged",
           r"L_{\mathrm{mean}}(z, y; c\,w) = L_{\mathrm{mean}}(z, y; w)", ("cross_entropy_loss",),
