@@ -220,6 +220,20 @@ def test_fused_with_every_row_ignored(name: str) -> None:
         assert np.all(np.isnan(grads))
 
 
+@pytest.mark.parametrize("name", ("torch", "torch-lce-balanced"))
+def test_the_kit_calls_the_chunked_all_ignored_mean_another_convention(name: str) -> None:
+    """The verdict on that difference is the convention claim's: the reference path follows
+    PyTorch's convention, the chunked one the other (NaN gradients), and neither is refuted."""
+    pytest.importorskip("torch")
+    import softmax_oracle
+
+    report = softmax_oracle.check(name, dtypes=["float32"], profile="ci", seed=1,
+                                  claims="linear_cross_entropy.mean_of_nothing")
+    (res,) = report.results
+    assert res.verdict == ("follows" if name == "torch" else "differs"), res
+    assert report.ok
+
+
 def test_chunked_targets_refuse_to_fall_back_to_the_reference_path():
     """Probability targets are outside the chunked path: PyTorch warns and runs the reference
     path; the target raises instead of judging the wrong path, and lets no warning out."""

@@ -80,6 +80,7 @@ from softmax_oracle.spec.checks.loss import (
 from softmax_oracle.spec.checks.loss import (
     check_fused_fd,
     check_fused_is_linear_then_loss,
+    check_fused_mean_of_nothing,
     check_fused_ref,
     check_ignored_rows_removable,
     check_index_is_one_hot,
@@ -464,6 +465,14 @@ _LOSS_API: list[Claim] = [
           "equals the unchunked one)",
           r"\mathrm{LCE}(x, W, b, y) = L(xW^\top + b, y)", (*_FUSED, "cross_entropy_loss"),
           _SRC_TORCH, fused(), check_fused_is_linear_then_loss),
+    Claim("linear_cross_entropy.mean_of_nothing",
+          "every row ignored: the fused mean is 0/0; PyTorch's convention (its reference path) is "
+          "a NaN loss with zero dx, dW and db",
+          r"D = 0 \Rightarrow L_{\mathrm{mean}} = 0/0", _FUSED, "convention (PyTorch)",
+          fused(forms=("index",), need=("ignore_index",), ignore=("all",), reductions=("mean",)),
+          check_fused_mean_of_nothing, kind="convention", requires=("ignore_index", "mean"),
+          alternative="a loss of 0 (the empty mean taken as 0), or NaN gradients (0 * (1/0))",
+          examples=0.2),
     Claim("linear_cross_entropy.finite_differences",
           "the fused gradients dx, dW, db are the derivatives of its loss: they match central "
           "differences of the exact loss in mpmath",

@@ -336,29 +336,53 @@ def check_dense_fd(env: Env, ex: Example) -> float:
 # =============================================================================== conventions
 
 
+def _nothing_loss(fname: str, value: float) -> list[str]:
+    """The mean over no rows: NaN follows the convention, 0 the other one, anything else
+    neither."""
+    if value == 0:
+        return ["the loss is 0 (an empty mean taken as 0)"]
+    if not np.isnan(value):
+        raise Refuted(f"{fname}(reduction='mean') with every row ignored returns {value!r}: "
+                      f"the mean is 0/0, so only NaN or 0 can be defended")
+    return []
+
+
+def _nothing_grads(named: Sequence[tuple[str, np.ndarray]]) -> list[str]:
+    """No row contributes: a zero gradient follows the convention, NaN (0 * (1/0)) the other
+    one, and a finite nonzero or infinite entry neither."""
+    other = []
+    for name, g in named:
+        g = np.asarray(g, dtype=np.float64)
+        if np.any(np.isfinite(g) & (g != 0)) or np.any(np.isinf(g)):
+            bad = g[~np.isnan(g) & (g != 0)]
+            raise Refuted(f"with every row ignored {name} has {bad.size} entries that are "
+                          f"neither 0 nor NaN (e.g. {float(bad[0])!r}): no row contributes")
+        if np.any(np.isnan(g)):
+            other.append(f"{name} is NaN in {int(np.isnan(g).sum())} of {g.size} entries "
+                         f"(0 * (1/0)) where no row contributes")
+    return other
+
+
 def check_mean_of_nothing(env: Env, ex: Example) -> float:
     """Every row ignored: the mean is 0/0. The stated convention is PyTorch's unchunked one: a
     NaN loss and a zero gradient (no row contributes). A loss of 0, or a NaN gradient (autograd's
     0 * (1/0)), follows the other convention (``Differs``); any other value follows neither."""
     z, y, opts = ex["z"], ex["y"], ex["options"]
     out = _call(env, LOSS, z, y, options=opts).reshape(-1)
-    value = float(out[0])
-    other = []
-    if value == 0:
-        other.append("the loss is 0 (an empty mean taken as 0)")
-    elif not np.isnan(value):
-        raise Refuted(f"{LOSS}(reduction='mean') with every row ignored returns {value!r}: "
-                      f"the mean is 0/0, so only NaN or 0 can be defended")
+    other = _nothing_loss(LOSS, float(out[0]))
     if env.target is not None and env.target.has(GRAD):
-        g = _call(env, GRAD, z, y, options=opts)
-        finite_nonzero = np.isfinite(g) & (g != 0)
-        if np.any(finite_nonzero) or np.any(np.isinf(g)):
-            bad = g[~np.isnan(g) & (g != 0)]
-            raise Refuted(f"with every row ignored the gradient has {bad.size} entries that are "
-                          f"neither 0 nor NaN (e.g. {float(bad[0])!r}): no row contributes")
-        if np.any(np.isnan(g)):
-            other.append(f"the gradient is NaN in {int(np.isnan(g).sum())} of {g.size} entries "
-                         f"(0 * (1/0)) where no row contributes")
+        other += _nothing_grads([("the gradient", _call(env, GRAD, z, y, options=opts))])
+    if other:
+        raise Differs("every row ignored: " + "; ".join(other))
+    return 0.0
+
+
+def check_fused_mean_of_nothing(env: Env, ex: Example) -> float:
+    """``check_mean_of_nothing`` for the fused layer: a NaN loss and zero dx, dW and db."""
+    x, W, b, y, opts = ex["x"], ex["W"], ex["b"], ex["y"], ex["options"]
+    loss, dx, dW, db = _call(env, FUSED, x, W, b, y, options=opts)
+    other = _nothing_loss(FUSED, float(np.asarray(loss).reshape(-1)[0]))
+    other += _nothing_grads([("dx", dx), ("dW", dW), ("db", db)])
     if other:
         raise Differs("every row ignored: " + "; ".join(other))
     return 0.0
