@@ -24,7 +24,8 @@ Use a member as a target with ``as_target``::
 The members are grouped by bug class, each group with the code that carries its bugs:
 ``_floating_point`` (overflow, underflow, logs of rounded probabilities, cancellation, lost
 precision), ``_masks_and_targets``, ``_interface``, ``_derivatives``, ``_formulas`` (wrong
-formulas) and ``_nondeterminism``. ``ZOO`` lists them in that order.
+formulas), ``_nondeterminism`` and ``_loss_api`` (ignored rows, label smoothing and class weights
+in the loss API, and half precision in its gradients). ``ZOO`` lists them in that order.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from softmax_oracle.zoo import (
     _floating_point,
     _formulas,
     _interface,
+    _loss_api,
     _masks_and_targets,
     _nondeterminism,
 )
@@ -45,7 +47,7 @@ __all__ = ["CONTROL", "CONVENTIONS", "ZOO", "ZooMember", "as_target"]
 ZOO: tuple[ZooMember, ...] = tuple(
     ZooMember(*entry)
     for group in (_floating_point, _masks_and_targets, _interface, _derivatives, _formulas,
-                  _nondeterminism)
+                  _nondeterminism, _loss_api)
     for entry in group.ENTRIES
 )
 
