@@ -130,7 +130,9 @@ def test_dW_accumulated_in_the_dtype_exceeds_the_accurate_budget_only(dtype):
 
 def test_the_accurate_fused_claim_draws_long_batches_of_features_with_nonzero_means():
     """Its batches were at most 4 rows: too few chunks for an accumulator in the dtype to lose
-    more than the final rounding of a wide one, so fused_dW_accumulated_in_dtype escaped."""
+    more than the final rounding of a wide one, so fused_dW_accumulated_in_dtype escaped; at 64
+    to 128 rows it still escaped two seeds in four. Past 1/u = 256 rows a bfloat16 accumulator
+    stagnates (docs/tolerances.md, The loss API)."""
     from hypothesis import HealthCheck, given, settings
 
     from softmax_oracle.spec.inputs import Inputs
@@ -148,7 +150,7 @@ def test_the_accurate_fused_claim_draws_long_batches_of_features_with_nonzero_me
             seen.append((x.shape[0], ex["W"].shape[0], np.abs(x.mean(axis=0)).max()))
 
     draw()
-    assert seen and all(64 <= rows <= 128 and classes >= 2 for rows, classes, _ in seen)
+    assert seen and all(256 <= rows <= 512 and classes >= 2 for rows, classes, _ in seen)
     assert max(mean for _, _, mean in seen) > 1
 
 

@@ -458,7 +458,7 @@ _LOSS_API: list[Claim] = [
           "the fused loss and gradients are as accurate as accumulating in a wider format "
           "(logits, probabilities, dW across the batch) and rounding each output once",
           r"|\hat v - v| \le u|v| + \mathrm{tol}(u_{\mathrm{acc}})", _FUSED,
-          "docs/tolerances.md, The loss API", fused(long_batch=128),
+          "docs/tolerances.md, The loss API", fused(long_batch=512),
           check_fused_ref(("loss", "dx", "dW", "db"), accurate=True), level="accurate"),
     Claim("linear_cross_entropy.equals_linear_then_loss",
           "the fused loss equals cross_entropy_loss of the logits x W^T + b (a chunked path "

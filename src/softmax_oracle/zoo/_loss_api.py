@@ -195,7 +195,7 @@ def _grad_softmax_rounded(z: Any, y: Any, *, weight: Any = None, ignore_index: i
 
 
 #: Rows per chunk. A real kernel takes thousands of tokens per chunk, over many chunks; the kit's
-#: batches are scaled down (up to 128 rows), and so is the chunk.
+#: batches are scaled down (up to 512 rows), and so is the chunk.
 _CHUNK_ROWS = 1
 
 
