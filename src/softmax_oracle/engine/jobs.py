@@ -27,7 +27,8 @@ def estimate_cost(claim: Any, target_name: str) -> float:
     refuted (its shrinking), three times on a framework."""
     w = claim.examples * (12.0 if claim.kind == "mathematics" else 1.0)
     w *= 4.0 if claim.expect == "refuted" else 1.0
-    return w * (3.0 if target_name in _SLOW_TARGETS else 1.0)
+    slow = target_name in _SLOW_TARGETS or target_name.startswith("torch-")
+    return w * (3.0 if slow else 1.0)
 
 
 def here() -> dict[str, Any]:

@@ -41,8 +41,9 @@ __all__ = [
 ]
 
 #: The targets a report covers when none are named; the framework ones only if they load.
+#: ``torch-lce-auto`` is F.linear_cross_entropy's chunked path with its default options.
 DEFAULT_TARGETS: tuple[str, ...] = ("reference", "seed", "numpy", "naive", "scipy", "torch",
-                                    "jax", "optax")
+                                    "torch-lce-auto", "jax", "optax")
 
 #: The accuracy table: function -> the claims that compare it with the reference.
 ACCURACY_CLAIMS: dict[str, tuple[str, ...]] = {
@@ -54,6 +55,10 @@ ACCURACY_CLAIMS: dict[str, tuple[str, ...]] = {
     "cross_entropy_grad": ("cross_entropy_grad.normalised_targets",
                            "cross_entropy_grad.any_targets"),
     "dense_grads": ("dense_grads.dW", "dense_grads.db", "dense_grads.dx"),
+    "cross_entropy_loss": ("cross_entropy_loss.matches_reference",),
+    "cross_entropy_loss_grad": ("cross_entropy_loss_grad.matches_reference",),
+    "linear_cross_entropy": ("linear_cross_entropy.loss", "linear_cross_entropy.dx",
+                             "linear_cross_entropy.dW", "linear_cross_entropy.db"),
 }
 
 _ORDER = {c.id: i for i, c in enumerate(CLAIMS)}
