@@ -15,7 +15,7 @@ Parts (``--only``):
   to a power of two, per dtype and row length; the first call on a new shape, jitted and eager;
 * ``short``: ``softmax-oracle check T --dtype float32 --claim 'softmax.*' --seed 3 --jobs 1`` for
   numpy and the target, back to back, ``--rounds`` times in alternating order; for a JAX target
-  also twice with JAX's persistent compilation cache (filled, then warm);
+  also a first run and a rerun in one directory (the kit's compilation cache filled, then used);
 * ``long``: every stable claim in ``--long-dtypes``, numpy then the target, once.
 
 Each ``check`` runs as its own process in a fresh directory (no example database to replay).
@@ -270,23 +270,23 @@ def _children_rss(pid: int) -> float:
     return total / 2**20
 
 
-def persistent_cache(directory: str) -> dict[str, str]:
-    """The environment that turns on JAX's persistent compilation cache in ``directory`` for
-    every compilation (by default JAX keeps only those that took a second or more)."""
-    return {"JAX_COMPILATION_CACHE_DIR": directory,
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+#: The environment a user gets: the kit's own compilation cache, none configured by hand.
+_OWN_CACHE = ("JAX_COMPILATION_CACHE_DIR", "SOFTMAX_ORACLE_COMPILE_CACHE",
+              "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "JAX_COMPILATION_CACHE_MAX_SIZE")
 
 
 def run_check(target: str, dtypes: str, claims: str | None, seed: int,
-              env: dict[str, str] | None = None) -> Run:
+              cwd: str | None = None) -> Run:
+    """One ``check`` in ``cwd``, by default a fresh directory: no example database and, for a
+    JAX target, an empty compilation cache (the kit keeps it in ``.hypothesis/`` there)."""
     cmd = [*CLI, "check", target, "--dtype", dtypes, "--seed", str(seed), "--jobs", "1", "-q"]
     cmd += ["--claim", claims] if claims else []
+    env = {k: v for k, v in os.environ.items() if k not in _OWN_CACHE}
     with tempfile.TemporaryDirectory(prefix="softmax-oracle-compiling-") as tmp, \
             tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(cmd, cwd=cwd or tmp, stdout=out, stderr=subprocess.STDOUT,
+                                env=env)
         samples = []
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -322,10 +322,10 @@ def part_short(target: str, rounds: int) -> list[str]:
     for i in range(rounds):
         order = ("numpy", target) if i % 2 == 0 else (target, "numpy")
         runs = {t: run_check(t, dtypes, claims, seed) for t in order}
-        if cached:
-            with tempfile.TemporaryDirectory(prefix="softmax-oracle-jax-cache-") as cache:
-                runs["cold"] = run_check(target, dtypes, claims, seed, persistent_cache(cache))
-                runs["warm"] = run_check(target, dtypes, claims, seed, persistent_cache(cache))
+        if cached:  # a first run and a rerun in one directory
+            with tempfile.TemporaryDirectory(prefix="softmax-oracle-rerun-") as here:
+                runs["cold"] = run_check(target, dtypes, claims, seed, here)
+                runs["warm"] = run_check(target, dtypes, claims, seed, here)
         rows.append(runs)
     ratios = [r[target].wall / r["numpy"].wall for r in rows]
     lines = [
@@ -334,15 +334,14 @@ def part_short(target: str, rounds: int) -> list[str]:
         ("One round" if rounds == 1 else f"{rounds} rounds") + f", the runs of a round back "
         f"to back (numpy and {target} in alternating order); each ratio is of two runs of one "
         f"round. Peak: the largest process of the run (the kernel's count)."
-        + (f" Then {target} twice more with JAX's persistent compilation cache in a fresh "
-           f"directory (`JAX_COMPILATION_CACHE_DIR`, with "
-           f"`JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0` and "
-           f"`JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0`): the first run fills it, the second "
-           f"loads every executable from it, as a rerun of the same command would."
+        + (f" Every run is a first run, in a fresh directory. Then {target} twice more in one "
+           f"directory: the first run fills the compilation cache the kit's workers keep "
+           f"(`.hypothesis/softmax-oracle-jax`, JAX's persistent cache), the second, a rerun of "
+           f"the same command, loads every executable from it."
            if cached else ""),
         "",
         f"| round | numpy s | {target} s | ratio | numpy peak MB | {target} peak MB"
-        + (" | cache filled s | cache warm s | warm ratio |" if cached else " |"),
+        + (" | first run s | rerun s | rerun ratio |" if cached else " |"),
         "|---|---|---|---|---|---|" + ("---|---|---|" if cached else ""),
     ]
     for i, r in enumerate(rows, 1):
@@ -357,20 +356,27 @@ def part_short(target: str, rounds: int) -> list[str]:
 
 
 def part_long(target: str, dtypes: str, seed: int) -> list[str]:
-    runs = {t: run_check(t, dtypes, None, seed) for t in ("numpy", target)}
+    cached = target in ("jax", "optax")
+    with tempfile.TemporaryDirectory(prefix="softmax-oracle-rerun-") as here:
+        runs = {"numpy": run_check("numpy", dtypes, None, seed),
+                target: run_check(target, dtypes, None, seed, here)}
+        if cached:
+            runs[f"{target}, rerun"] = run_check(target, dtypes, None, seed, here)
     a, b = runs["numpy"], runs[target]
     quarters = (0.25, 0.5, 0.75, 1.0)
     lines = [
         f"### `{_command(target, dtypes, None, seed)}` against numpy",
         "",
-        "Every stable claim, numpy then the target. The worker processes' resident memory at "
-        "each quarter of the run (sampled four times a second) shows whether it grows with the "
-        "run.",
+        "Every stable claim, numpy then the target"
+        + (", then the target again in the same directory (a rerun: its compiled programs "
+           "loaded from the kit's compilation cache)" if cached else "")
+        + ". The worker processes' resident memory at each quarter of the run (sampled four "
+        "times a second) shows whether it grows with the run.",
         "",
         "| target | wall s | ratio | peak MB | workers at 25% / 50% / 75% / end, MB |",
         "|---|---|---|---|---|",
     ]
-    for name, r in (("numpy", a), (target, b)):
+    for name, r in runs.items():
         lines.append(f"| {name} | {r.wall:.0f} | {r.wall / a.wall:.2f} | {r.peak_mb:.0f} | "
                      + " / ".join(f"{r.at(q):.0f}" for q in quarters) + " |")
     lines += ["", f"Last lines of the runs: numpy *{a.summary}*; {target} *{b.summary}*."]

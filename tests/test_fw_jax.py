@@ -97,3 +97,42 @@ def test_eviction_changes_no_result(monkeypatch: pytest.MonkeyPatch, dtype: DTyp
     for first, second in zip(before, after, strict=True):
         assert first.dtype == second.dtype and first.shape == second.shape
         assert first.tobytes() == second.tobytes()
+
+
+# --- the kit's workers and JAX's persistent compilation cache ---------------------------------
+
+
+def test_workers_get_a_bounded_compile_cache_unless_told_otherwise(tmp_path):
+    from softmax_oracle.engine.supervisor import COMPILE_CACHE_BYTES, compile_cache_env
+
+    env = compile_cache_env({"SOFTMAX_ORACLE_COMPILE_CACHE": str(tmp_path)})
+    assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path)
+    assert env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
+    assert env["JAX_COMPILATION_CACHE_MAX_SIZE"] == str(COMPILE_CACHE_BYTES)
+    assert "JAX_COMPILATION_CACHE_DIR" not in compile_cache_env(
+        {"SOFTMAX_ORACLE_COMPILE_CACHE": "0"})
+    mine = {"JAX_COMPILATION_CACHE_DIR": "/elsewhere"}
+    assert compile_cache_env(dict(mine)) == mine  # the user's own configuration is kept
+    default = compile_cache_env({})["JAX_COMPILATION_CACHE_DIR"]
+    assert default == os.path.abspath(os.path.join(".hypothesis", "softmax-oracle-jax"))
+
+
+def test_a_rerun_loads_the_same_programs_and_judges_the_same_bits(tmp_path, monkeypatch):
+    """The first run fills the cache, the second loads from it; both, and a run without the
+    cache, find the same worst error of every claim (the same outputs on the same inputs)."""
+    from softmax_oracle import check
+
+    def run(setting: str) -> list[tuple[str, str, float, float]]:
+        monkeypatch.setenv("SOFTMAX_ORACLE_COMPILE_CACHE", setting)
+        report = check("jax", dtypes=["float32"], claims="softmax.matches_reference,"
+                       "log_softmax.matches_reference", profile="ci", seed=1, max_examples=15)
+        return [(r.claim_id, r.verdict, r.max_ratio, r.max_ulps) for r in report.results]
+
+    cache = tmp_path / "cache"
+    uncached = run("0")
+    assert not cache.exists()
+    filled = run(str(cache))
+    entries = len(list(cache.glob("*-cache")))
+    assert entries > 0
+    assert run(str(cache)) == filled == uncached
+    assert len(list(cache.glob("*-cache"))) == entries  # nothing compiled anew

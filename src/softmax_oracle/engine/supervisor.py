@@ -15,6 +15,7 @@ from job to job; a worker that died is replaced by a fresh one for the next job.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pickle
 import signal
@@ -29,8 +30,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-__all__ = ["Death", "Interrupted", "WorkerProcess", "default_memory_limit", "kill_run",
-           "thread_workers"]
+__all__ = ["COMPILE_CACHE_DIR", "Death", "Interrupted", "WorkerProcess", "compile_cache_env",
+           "default_memory_limit", "kill_run", "thread_workers"]
 
 #: How often the supervisor looks at a worker that has said nothing (seconds).
 _TICK = 0.05
@@ -65,6 +66,32 @@ class Death:
             return dict(pickle.loads(self.example))
         except Exception:
             return None
+
+
+#: Where the workers keep JAX's persistent compilation cache, next to the kit's example database.
+COMPILE_CACHE_DIR = os.path.join(".hypothesis", "softmax-oracle-jax")
+#: Its size, beyond which JAX evicts the least recently used executables (a few kB each).
+COMPILE_CACHE_BYTES = 256 * 2**20
+
+
+def compile_cache_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a worker, with JAX's persistent compilation cache turned on: a compiling target
+    spends most of a first check compiling one program per shape, and a rerun then loads them
+    from disk (docs/benchmarks.md, "Compiling targets against numpy"). A loaded executable is
+    the one compiled, so the results are the same bits. Only the kit's workers get it, not the
+    caller's process. Left alone when the environment already configures the cache
+    (``JAX_COMPILATION_CACHE_DIR``); off with ``SOFTMAX_ORACLE_COMPILE_CACHE=0``, elsewhere with
+    ``SOFTMAX_ORACLE_COMPILE_CACHE=DIR``; off without ``filelock``, which JAX needs to bound the
+    cache's size."""
+    setting = env.get("SOFTMAX_ORACLE_COMPILE_CACHE", "").strip()
+    if setting.lower() in ("0", "off", "no", "false") or "JAX_COMPILATION_CACHE_DIR" in env:
+        return env
+    if importlib.util.find_spec("filelock") is None:
+        return env
+    env["JAX_COMPILATION_CACHE_DIR"] = os.path.abspath(setting or COMPILE_CACHE_DIR)
+    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    env.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(COMPILE_CACHE_BYTES))
+    return env
 
 
 def default_memory_limit(slots: int = 1) -> int:
@@ -130,7 +157,7 @@ class WorkerProcess:
         up_r, up_w = os.pipe()
         # kept open for the worker's life, closed in _close
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
-        env = dict(os.environ if self.env is None else self.env)
+        env = compile_cache_env(dict(os.environ if self.env is None else self.env))
         env.setdefault("PYTHONFAULTHANDLER", "1")
         try:
             self.proc = subprocess.Popen(
