@@ -284,6 +284,7 @@ def _cmd_claims(args: argparse.Namespace) -> int:
 
 
 def _cmd_targets(args: argparse.Namespace) -> int:
+    width = max(map(len, BUILTIN))
     for name, (_, extra) in BUILTIN.items():
         pkg = PACKAGE[name]
         installed = importlib.util.find_spec(pkg) is not None
@@ -295,7 +296,7 @@ def _cmd_targets(args: argparse.Namespace) -> int:
                 version = "?"
         status = f"{pkg} {version}" if installed else (
             f"not installed: pip install 'softmax-oracle[{extra}]'")
-        print(f"{name:<10} {status}")
+        print(f"{name:<{width}}  {status}")
     return 0
 
 

@@ -415,9 +415,11 @@ def summary_text(data: ReportData) -> str:
     lines = [f"softmax-oracle report: {len(data.targets)} targets x {', '.join(data.dtypes)}, "
              f"profile {data.profile}, level {data.level}, seed {data.seed}: "
              f"{len(data.results)} results in {fmt_seconds(data.seconds)}"]
+    width = max((len(n) for n in [*(t.target for t in data.targets),
+                                   *(sk.target for sk in data.skipped)]), default=0)
     for t in data.targets:
         parts = count_phrases(counts(t.results))
-        lines.append(f"  {t.target:<10} {', '.join(parts)}")
+        lines.append(f"  {t.target:<{width}}  {', '.join(parts)}")
     for sk in data.skipped:
-        lines.append(f"  {sk.target:<10} skipped: {sk.reason.splitlines()[0]}")
+        lines.append(f"  {sk.target:<{width}}  skipped: {sk.reason.splitlines()[0]}")
     return "\n".join(lines)
