@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import platform
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -113,3 +114,17 @@ def versions(packages: Sequence[str]) -> str:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             parts.append(f"{pkg} {importlib.metadata.version(pkg)}")
     return ", ".join(parts)
+
+
+def produced_by(command: str, wall: float, versions_text: str, load: tuple[float, float],
+                effect: str = "", after_wall: str = "") -> str:
+    """The sentence that opens a benchmark's section: the command, its wall time, the machine,
+    the versions, and the load average at the start and the end, said to be above the cores
+    (with ``effect``, what that does to the figures) when it was."""
+    cores = os.cpu_count() or 1
+    busy = max(load) > cores + 0.5
+    return (f"Produced by `{command.strip()}`: {wall:.0f} s wall{after_wall} on {cores} cores "
+            f"({platform.machine()}, {platform.system()}), {versions_text}. Load average "
+            f"{load[0]:.1f} at the start and {load[1]:.1f} at the end"
+            + (f" (above the {cores} cores: other work shared the machine"
+               + (f", {effect}" if effect else "") + ")" if busy else "") + ".")

@@ -30,7 +30,6 @@ import argparse
 import collections
 import dataclasses
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -42,7 +41,7 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _shared import provenance, run_jobs, splice, versions  # noqa: E402
+from _shared import produced_by, provenance, run_jobs, splice, versions  # noqa: E402
 
 PARTS = ("profile", "padding", "short", "long")
 CLI = [sys.executable, "-m", "softmax_oracle.cli"]
@@ -408,15 +407,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                        else part_padding() if part == "padding"
                        else part_short(a.target, a.rounds) if part == "short"
                        else part_long(a.target, a.long_dtypes, a.long_seed))]
-    load_end = os.getloadavg()[0]
-    cores = os.cpu_count()
-    head = (f"Produced by `{command.strip()}`: {time.perf_counter() - start:.0f} s wall on "
-            f"{cores} cores ({platform.machine()}, {platform.system()}), "
-            f"{versions(('numpy', 'hypothesis', 'mpmath', a.target))}. Load average "
-            f"{load_start:.1f} at the start and {load_end:.1f} at the end"
-            + (" (above the core count: other work shared the machine, so absolute times are "
-               "inflated; the ratios of runs back to back much less so)"
-               if max(load_start, load_end) > (cores or 1) + 0.5 else "") + ".")
+    head = produced_by(command, time.perf_counter() - start,
+                       versions(("numpy", "hypothesis", "mpmath", a.target)),
+                       (load_start, os.getloadavg()[0]),
+                       "so absolute times are inflated; the ratios of runs back to back much "
+                       "less so")
     text = "\n".join([head, *body]) + "\n"
     if a.out == "-":
         sys.stdout.write(text)

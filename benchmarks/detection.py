@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from softmax_oracle.targets import TargetError, builtin_numpy, load_target
 from softmax_oracle.zoo import ZOO, ZooMember, as_target
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import provenance, run_jobs, splice, versions
+from _shared import produced_by, provenance, run_jobs, splice, versions
 
 __all__ = ["conventional_test", "false_alarms", "first_counterexample"]
 
@@ -273,15 +272,9 @@ def render(members: Sequence[ZooMember], summaries: Sequence[dict[str, Any]],
                 and any(s["member"] == m.name and s["refuted_seeds"] for s in summaries)]
     firsts = [s["first_examples"] for s in summaries if s["first_examples"] is not None]
     secs = [s["first_seconds"] for s in summaries if s["first_seconds"] is not None]
-    cores = os.cpu_count()
     lines = [
-        f"Produced by `{command}`: {wall:.0f} s wall"
-        + (f" (and {reused} jobs reused from an interrupted run)" if reused else "")
-        + f" on {cores} cores "
-        f"({platform.machine()}, {platform.system()}), {_versions()}. "
-        f"Load average {load[0]:.1f} at the start and {load[1]:.1f} at the end"
-        + (f" (above the {cores} cores: other work shared the machine, so the seconds are "
-           f"inflated)" if max(load) > (cores or 1) else "") + ".",
+        produced_by(command, wall, _versions(), load, "so the seconds are inflated",
+                    f" (and {reused} jobs reused from an interrupted run)" if reused else ""),
         "",
         f"**Zoo:** {len(always)} of {len(summaries)} members refuted on every seed "
         f"({', '.join(map(str, seeds))}) within the `{profile}` profile, by a claim that names "

@@ -38,7 +38,6 @@ import argparse
 import ast
 import functools
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -48,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import provenance, run_jobs, splice, versions
+from _shared import produced_by, provenance, run_jobs, splice, versions
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "src",
                       "softmax_oracle", "targets", "builtin_numpy.py")
@@ -568,18 +567,13 @@ def render(all_mutants: Sequence[Mutant], results: Sequence[dict[str, Any]],
         len(results), 0)
     denominator = total - kinds["equivalent"]
     timeouts = sum(1 for r in results if r["by"] == "timeout")
-    cores = os.cpu_count()
     what = (f"{len(results)} of the {total} mutants of builtin_numpy.py (a rerun: the other "
             f"{total - len(results)} are those of the full run `{LAST_FULL_RUN['command']}` at "
             f"commit {LAST_FULL_RUN['commit']}, which killed {before} and left the rest "
             f"classified below as not rerun)" if partial
             else f"{len(results)} mutants of builtin_numpy.py")
     lines = [
-        f"Produced by `{command}`: {wall:.0f} s wall on {cores} cores "
-        f"({platform.machine()}, {platform.system()}), {_versions()}. Load average "
-        f"{load[0]:.1f} at the start and {load[1]:.1f} at the end"
-        + (f" (above the {cores} cores: other work shared the machine)"
-           if max(load) > (cores or 1) else "") + ".",
+        produced_by(command, wall, _versions(), load),
         "",
         f"{what}, each checked at the accurate level in "
         f"{dtypes.replace(',', ', ')} with the `{profile}` profile"

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -48,7 +47,7 @@ from softmax_oracle.spec.claims import select
 from softmax_oracle.targets import load_target
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _shared import provenance, splice, versions
+from _shared import produced_by, provenance, splice, versions
 
 __all__ = ["Timing", "in_process", "startup", "supervised"]
 
@@ -132,15 +131,11 @@ def render(best: dict[str, Timing], rounds: dict[str, list[Timing]], calls: Sequ
     base = best["in-process"]
     n = len(base.outcomes)
     examples = sum(e for _, _, e in base.outcomes)
-    cores = os.cpu_count()
     names = {"in-process": "in-process (`run_claim`, unsupervised)",
              "jobs=1": "`check(jobs=1)`: one worker", "jobs=2": "`check(jobs=2)`: two workers"}
     lines = [
-        f"Produced by `{command}`: {wall:.0f} s wall on {cores} cores ({platform.machine()}, "
-        f"{platform.system()}), {versions(('numpy', 'hypothesis', 'mpmath', 'gmpy2'))}. "
-        f"Load average {load[0]:.1f} at the start and {load[1]:.1f} at the end"
-        + (" (above the core count: other work shared the machine, so the times are inflated)"
-           if max(load) > (cores or 1) + 0.5 else "") + ".",
+        produced_by(command, wall, versions(("numpy", "hypothesis", "mpmath", "gmpy2")), load,
+                    "so the times are inflated"),
         "",
         f"The same {n} claims ({target} target, {dtype}, stable level, `{profile}` profile, seed "
         f"{seed}: {examples} examples"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from _shared import provenance, splice, versions  # noqa: E402
+from _shared import produced_by, provenance, splice, versions  # noqa: E402
 
 PARTS = ("reference", "vocab", "profiles", "parallel")
 CLI = [sys.executable, "-m", "softmax_oracle.cli"]
@@ -208,14 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         body += ["", *(part_reference() if part == "reference" else part_vocab()
                        if part == "vocab" else part_profiles(a.repeats) if part == "profiles"
                        else part_parallel(a.repeats))]
-    load_end = os.getloadavg()[0]
-    cores = os.cpu_count()
-    head = (f"Produced by `{command.strip()}`: {time.perf_counter() - start:.0f} s wall on "
-            f"{cores} cores ({platform.machine()}, {platform.system()}), {_versions()}. "
-            f"Load average {load_start:.1f} at the start and {load_end:.1f} at the end"
-            + (" (above the core count: other work shared the machine, so absolute times are "
-               "inflated; the ratios of pairs run back to back much less so)"
-               if max(load_start, load_end) > (cores or 1) + 0.5 else "") + ".")
+    head = produced_by(command, time.perf_counter() - start, _versions(),
+                       (load_start, os.getloadavg()[0]),
+                       "so absolute times are inflated; the ratios of pairs run back to back "
+                       "much less so")
     text = "\n".join([head, *body]) + "\n"
     if a.out == "-":
         sys.stdout.write(text)
