@@ -67,13 +67,21 @@ def _judge(env: Env, out: np.ndarray, refs: Sequence[MPF], tols: Sequence[MPF], 
 # =============================================================================== references
 
 
+def _output_and_ref(env: Env, fname: str, ex: Example) -> tuple[Any, LossRef | None]:
+    """The target's output of ``fname`` on the example and the exact reference, None for a mean
+    over no weight (0/0: a convention, ``cross_entropy_loss.mean_of_nothing``)."""
+    z, y, opts = ex["z"], ex["y"], ex["options"]
+    out = _call(env, fname, z, y, options=opts)
+    ref = _ref(env, z, y, opts)
+    return out, ref if ref.defined else None
+
+
 def check_loss_ref(accurate: bool = False) -> Check:
     def check(env: Env, ex: Example) -> float:
-        z, y, opts = ex["z"], ex["y"], ex["options"]
-        out = _call(env, LOSS, z, y, options=opts)
-        ref = _ref(env, z, y, opts)
-        if not ref.defined:
-            return 0.0  # a mean over no weight: a convention (cross_entropy_loss.mean_of_nothing)
+        out, ref = _output_and_ref(env, LOSS, ex)
+        if ref is None:
+            return 0.0
+        opts = ex["options"]
         return _judge(env, out, ref.loss(), loss_tol(_model(env, accurate), ref),
                       _loss_label(opts), f"{LOSS}({_describe(opts)})")
     check.__name__ = "check_loss_accurate" if accurate else "check_loss_ref"
@@ -82,20 +90,17 @@ def check_loss_ref(accurate: bool = False) -> Check:
 
 def check_grad_ref(accurate: bool = False) -> Check:
     def check(env: Env, ex: Example) -> float:
-        z, y, opts = ex["z"], ex["y"], ex["options"]
-        out = _call(env, GRAD, z, y, options=opts)
-        ref = _ref(env, z, y, opts)
-        if not ref.defined:
+        out, ref = _output_and_ref(env, GRAD, ex)
+        if ref is None:
             return 0.0
         model = _model(env, accurate)
         refs: list[MPF] = []
         tols: list[MPF] = []
-        for i in range(z.shape[0]):
+        for i in range(len(ref.rows)):
             refs.extend(ref.grad(i))
             tols.extend(grad_tol(model, ref, i))
-        K = z.shape[-1]
-        return _judge(env, out, refs, tols, lambda p: f"grad[{p // K}, {p % K}]",
-                      f"{GRAD}({_describe(opts)})")
+        return _judge(env, out, refs, tols, _position("grad", ex["z"].shape),
+                      f"{GRAD}({_describe(ex['options'])})")
     check.__name__ = "check_loss_grad_accurate" if accurate else "check_loss_grad_ref"
     return check
 

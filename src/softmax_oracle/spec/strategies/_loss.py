@@ -87,12 +87,16 @@ class _Choice:
 
 
 def _support(support: Any, forms: Collection[str], reductions: Collection[str] | None,
-             ) -> tuple[tuple[str, ...], tuple[str, ...], set[str]]:
+             need: Collection[str]) -> tuple[tuple[str, ...], tuple[str, ...], set[str]] | None:
+    """The target forms, reductions and options to draw from, or None if the target supports
+    no form, no reduction, or not every option needed."""
     sup_forms = tuple(f for f in forms if support is None or f in support.targets)
     sup_red = tuple(r for r in (reductions or _REDUCTIONS)
                     if support is None or r in support.reductions)
     sup_opts = set(("weight", "ignore_index", "label_smoothing") if support is None
                    else support.options)
+    if not sup_forms or not sup_red or not set(need) <= sup_opts:
+        return None
     return sup_forms, sup_red, sup_opts
 
 
@@ -176,14 +180,14 @@ def loss_inputs(dtype: DType | str, *, max_size: int = 16, max_batch: int = 8,
     (logits are halved, exactly, until they do)."""
     dt = get_dtype(dtype)
     families = _check_families(regimes)
-    sup_forms, sup_red, sup_opts = _support(support, forms, reductions)
-    if not sup_forms or not sup_red or not set(need) <= sup_opts:
+    supported = _support(support, forms, reductions, need)
+    if supported is None:
         return st.nothing()
     lim = _limits(dt)
 
     @st.composite
     def strategy(draw: Draw) -> Example:
-        c = _Choice(draw, sup_forms, sup_red, sup_opts, need, ignore)
+        c = _Choice(draw, *supported, need, ignore)
         size = draw(st.integers(0, 31))  # 0: no rows; 1: a long batch; else the usual
         long_batch = int(draw(st.integers(64, LONG_BATCH))) if size == 1 else 0
         drawn = _draw_logits(draw, dt, max_size=max_size, masks=False, full_masks=False,
@@ -228,14 +232,14 @@ def fused_inputs(dtype: DType | str, *, max_size: int = 8, max_batch: int = 4,
     moderate (weights of scale 1, at least two classes), where the budget's allowance for the
     logits' own rounding, which grows with |z|, does not hide that loss."""
     dt = get_dtype(dtype)
-    sup_forms, sup_red, sup_opts = _support(support, forms, reductions)
-    if not sup_forms or not sup_red or not set(need) <= sup_opts:
+    supported = _support(support, forms, reductions, need)
+    if supported is None:
         return st.nothing()
     lim = _limits(dt)
 
     @st.composite
     def strategy(draw: Draw) -> Example:
-        c = _Choice(draw, sup_forms, sup_red, sup_opts, need, ignore)
+        c = _Choice(draw, *supported, need, ignore)
         classes = int(draw(st.integers(1, max_size)))
         inner = int(draw(st.integers(1, max_size)))
         batch = int(draw(st.integers(0, max_batch)))
